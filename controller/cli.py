@@ -1,0 +1,101 @@
+"""`osdn`: check a cluster definition, render a node's flows, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from controller.compiler import Settings, UnknownNode, compile_node
+from controller.dns import DnsResolver, no_dns
+from topology.model import Plugin, Topology
+
+PLUGIN_NAMES = {"subnet": Plugin.SUBNET, "multitenant": Plugin.MULTITENANT,
+                "networkpolicy": Plugin.NETWORKPOLICY}
+
+
+def masquerade_bit(text: str) -> int:
+    try:
+        bit = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= bit <= 31:
+        raise argparse.ArgumentTypeError(f"must be a bit number 0..31, got {bit}")
+    return bit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="osdn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_topology(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or directories")
+        p.add_argument("--plugin", choices=sorted(PLUGIN_NAMES),
+                       help="override the ClusterNetwork's pluginName")
+        return p
+
+    with_topology("check", "validate a cluster definition and summarize it")
+    render = with_topology("render", "print a node's complete br0 flow set")
+    render.add_argument("--node", required=True, help="the HostSubnet's host")
+    render.add_argument("--masquerade-bit", type=masquerade_bit, default=0, metavar="N",
+                        help="kube-proxy's iptables masquerade bit (default 0, as OpenShift 3.x)")
+    render.add_argument("--dns", choices=("system", "off"), default="system",
+                        help="resolve EgressNetworkPolicy dnsNames (default) or not")
+    demo = sub.add_parser("demo", help="load every node's flows into a private OVS and "
+                                       "run the cluster's acceptance traces")
+    demo.add_argument("path", nargs="?", default="examples/seed-cluster")
+    demo.add_argument("--keep", action="store_true", help="leave the private OVS running")
+    return parser
+
+
+def load(paths: Sequence[str], plugin: str | None) -> Topology | None:
+    """The topology, or None after printing every problem to stderr."""
+    from topology.load import TopologyError, load_topology
+    try:
+        return load_topology(paths, plugin=PLUGIN_NAMES[plugin] if plugin else None)
+    except TopologyError as error:
+        for issue in error.issues:
+            print(issue, file=sys.stderr)
+        print(f"{len(error.issues)} problem(s); nothing rendered", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from topology.summary import summarize
+    topology = load(args.paths, args.plugin)
+    if topology is None:
+        return 1
+    print(summarize(topology))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    topology = load(args.paths, args.plugin)
+    if topology is None:
+        return 1
+    resolver = DnsResolver() if args.dns == "system" else no_dns
+    try:
+        flows = compile_node(topology, args.node, Settings(args.masquerade_bit, resolver))
+    except UnknownNode as error:
+        print(f"osdn render: --node: {error.args[0]}", file=sys.stderr)
+        return 1
+    for warning in flows.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    sys.stdout.write(flows.to_ofctl())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from controller.demo import run_demo
+    return run_demo(args.path, keep=args.keep)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"check": cmd_check, "render": cmd_render, "demo": cmd_demo}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""What every part of the compiler needs to know about the node being compiled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Network
+
+from controller.cookies import CookieRegistry, Owner
+from controller.flow import Action, Flow, Match
+from controller.tables import Table
+from topology.model import HostSubnet, Plugin, Pod, Topology
+
+Resolver = Callable[[str], Sequence[IPv4Address]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Node settings that change flows but are not part of the topology."""
+
+    masquerade_bit: int = 0  # kube-proxy's --iptables-masquerade-bit; OpenShift 3.x uses 0
+    resolver: Resolver | None = None  # EgressNetworkPolicy dnsName -> addresses
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.masquerade_bit <= 31:
+            raise ValueError(f"masquerade bit {self.masquerade_bit} outside 0..31")
+
+
+class FlowConflict(ValueError):
+    pass
+
+
+@dataclass
+class FlowSet:
+    """Flows collected by key; a second flow with the same key must be identical."""
+
+    flows: dict[tuple[int, int, Match], Flow] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    cookies: CookieRegistry = field(default_factory=CookieRegistry)
+
+    def add(self, owner: Owner, table: Table, priority: int, match: Match,
+            actions: Sequence[Action] = (), goto: Table | None = None) -> None:
+        self.cookies.register(owner)
+        flow = Flow(table, priority, match, owner, tuple(actions), goto)
+        known = self.flows.setdefault(flow.key, flow)
+        if known is flow or known.owner == owner and known == flow:
+            return
+        if known == flow:
+            return  # two owners want the very same flow: the first keeps it
+        self.warnings.append(
+            f"{owner} wants '{flow.to_ofctl()}' but {known.owner} already has "
+            f"'{known.to_ofctl()}' with the same match; keeping the latter")
+
+
+@dataclass
+class NodeContext:
+    topology: Topology
+    node: HostSubnet
+    settings: Settings
+    port_numbers: Mapping[str, int] | None = None  # interface -> ofport, from the switch
+    out: FlowSet = field(default_factory=FlowSet)
+
+    @property
+    def plugin(self) -> Plugin:
+        return self.topology.cluster_network.plugin
+
+    @property
+    def conntrack(self) -> bool:
+        return self.plugin.uses_conntrack
+
+    @cached_property
+    def cluster_cidrs(self) -> list[IPv4Network]:
+        return [n.cidr for n in self.topology.cluster_network.networks]
+
+    @property
+    def service_network(self) -> IPv4Network:
+        return self.topology.cluster_network.service_network
+
+    @property
+    def gateway_net(self) -> IPv4Network:
+        return IPv4Network(self.node.gateway)
+
+    @cached_property
+    def remote_subnets(self) -> list[HostSubnet]:
+        """Other nodes, as 3.11's HostSubnet watcher sees them (by hostIP)."""
+        return [hs for hs in self.topology.host_subnets if hs.host_ip != self.node.host_ip]
+
+    def ofport(self, pod: Pod) -> int | None:
+        if self.port_numbers is None:
+            return pod.ofport
+        return self.port_numbers.get(pod.interface or "")
+
+    @cached_property
+    def local_pods(self) -> list[tuple[Pod, int]]:
+        """Pods of this node whose port is on the bridge, with their ofport."""
+        pods = []
+        for pod in self.topology.pods:
+            if pod.node == self.node.host:
+                port = self.ofport(pod)
+                if port is not None:
+                    pods.append((pod, port))
+        return pods
+
+    def vnid(self, namespace: str) -> int:
+        return self.topology.vnid_of(namespace)
+
+    @cached_property
+    def namespaces_by_vnid(self) -> dict[int, list[str]]:
+        by_vnid: dict[int, list[str]] = {}
+        for nn in self.topology.net_namespaces:
+            by_vnid.setdefault(nn.netid, []).append(nn.name)
+        return by_vnid

@@ -1,0 +1,85 @@
+"""Egress IPs in table 100, as 3.11's EgressIPTracker decides them.
+
+An egress IP is *active* when exactly one HostSubnet and exactly one NetNamespace claim it
+and that namespace claims no second IP on the same node.  A namespace uses the first of its
+IPs that is active (all nodes are taken to be online: the VXLAN monitor's failover needs a
+live cluster); if a listed IP is claimed by several namespaces, or none is usable, the
+namespace's external traffic is dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from ipaddress import IPv4Address
+
+from controller.compiler.context import NodeContext
+from controller.compiler.hostsubnet import to_node
+from controller.cookies import Owner, OwnerKind
+from controller.flow import Action, Conntrack, Match, Proto, SetField, SetFieldName
+from controller.tables import Table
+from topology.model import HostSubnet, NetNamespace, Topology
+
+
+def mark_for_vnid(vnid: int, masquerade_bit: int) -> int:
+    """3.11 `getMarkForVNID`: a non-zero mark that never has kube-proxy's masquerade bit."""
+    bit = 1 << masquerade_bit
+    mark = 0xFF000000 if vnid == 0 else vnid
+    if mark & bit:
+        mark = (mark | 0x01000000) ^ bit
+    return mark
+
+
+def owner(nn: NetNamespace) -> Owner:
+    return Owner(OwnerKind.EGRESS_IP, nn.name)
+
+
+def egress_nodes(topology: Topology) -> dict[NetNamespace, HostSubnet | None]:
+    """Each NetNamespace with egressIPs -> the node its traffic leaves from (None = drop)."""
+    nodes_by_ip: dict[IPv4Address, list[HostSubnet]] = defaultdict(list)
+    for hs in topology.host_subnets:
+        for ip in hs.egress_ips:
+            nodes_by_ip[ip].append(hs)
+    spaces_by_ip: dict[IPv4Address, list[NetNamespace]] = defaultdict(list)
+    for nn in topology.net_namespaces:
+        for ip in nn.egress_ips:
+            spaces_by_ip[ip].append(nn)
+
+    def active(ip: IPv4Address) -> bool:
+        nodes, spaces = nodes_by_ip[ip], spaces_by_ip[ip]
+        if len(nodes) != 1 or len(spaces) != 1:
+            return False
+        return not any(other != ip and nodes_by_ip[other][:1] == nodes
+                       for other in spaces[0].egress_ips)
+
+    result: dict[NetNamespace, HostSubnet | None] = {}
+    for nn in topology.net_namespaces:
+        if not nn.egress_ips:
+            continue
+        chosen: HostSubnet | None = None
+        for ip in nn.egress_ips:
+            if len(spaces_by_ip[ip]) > 1:
+                chosen = None
+                break
+            if chosen is None and active(ip):
+                chosen = nodes_by_ip[ip][0]
+        result[nn] = chosen
+    return result
+
+
+def compile_egress_ips(ctx: NodeContext) -> None:
+    if not ctx.plugin.supports_vnids:
+        return
+    for nn, node in egress_nodes(ctx.topology).items():
+        own, vnid = owner(nn), nn.netid
+        if node is None:
+            ctx.out.add(own, Table.EGRESS_IP, 100, Match(reg0=vnid))
+        elif node.host_ip == ctx.node.host_ip:
+            mark = mark_for_vnid(vnid, ctx.settings.masquerade_bit)
+            ctx.out.add(own, Table.EGRESS_IP, 100, Match(proto=Proto.IP, reg0=vnid),
+                        (SetField(SetFieldName.ETH_DST, ctx.node.tun0_mac),
+                         SetField(SetFieldName.PKT_MARK, mark)), Table.EGRESS_FIREWALL)
+        else:
+            # 3.11.z (origin #23610): commit so that policy accepts the replies
+            commit: tuple[Action, ...] = (Conntrack(commit=True),) if ctx.conntrack else ()
+            ctx.out.add(own, Table.EGRESS_IP, 100, Match(proto=Proto.IP, reg0=vnid),
+                        commit + to_node(node))

@@ -1,0 +1,50 @@
+"""Remote HostSubnets: VXLAN source check (10), ARP (50) and IP (90) through the tunnel."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+
+from controller.compiler.context import NodeContext
+from controller.cookies import Owner, OwnerKind
+from controller.flow import Action, LoadTunId, Match, MoveRegToTunId, Output, Proto, SetField, \
+    SetFieldName
+from controller.registers import SRC_VNID
+from controller.tables import Table
+from topology.model import VXLAN_OFPORT, HostSubnet
+
+REPLICATION = Owner(OwnerKind.MULTICAST, "vxlan-replication")
+
+
+def owner(hs: HostSubnet) -> Owner:
+    return Owner(OwnerKind.HOST_SUBNET, hs.name)
+
+
+def to_node(hs: HostSubnet) -> tuple[Action, ...]:
+    """Tunnel to `hs`, carrying the source VNID (or the F5 VTEP's fixed one)."""
+    vnid: Action = MoveRegToTunId(SRC_VNID) if hs.fixed_vnid is None else LoadTunId(hs.fixed_vnid)
+    return (vnid, SetField(SetFieldName.TUN_DST, str(hs.host_ip)), Output(VXLAN_OFPORT))
+
+
+def compile_host_subnets(ctx: NodeContext) -> None:
+    for hs in ctx.remote_subnets:
+        add_remote(ctx, hs)
+    _multicast_replication(ctx)
+
+
+def add_remote(ctx: NodeContext, hs: HostSubnet) -> None:
+    own = owner(hs)
+    ctx.out.add(own, Table.VXLAN_INGRESS, 100, Match(tun_src=hs.host_ip), goto=Table.ROUTING)
+    ctx.out.add(own, Table.ARP_REMOTE, 100, Match(proto=Proto.ARP, arp_tpa=hs.subnet), to_node(hs))
+    ctx.out.add(own, Table.IP_REMOTE, 100, Match(proto=Proto.IP, nw_dst=hs.subnet), to_node(hs))
+
+
+def _multicast_replication(ctx: NodeContext) -> None:
+    """Table 111: head-end replication to every remote node (3.11 sorts the action text)."""
+    remote_ips = sorted(str(hs.host_ip) for hs in ctx.remote_subnets)
+    actions: list[Action] = [MoveRegToTunId(SRC_VNID)] if remote_ips else []
+    for ip in remote_ips:
+        actions += [SetField(SetFieldName.TUN_DST, ip), Output(VXLAN_OFPORT)]
+    ctx.out.add(REPLICATION, Table.MULTICAST_VXLAN, 100, Match(), actions, Table.MULTICAST_LOCAL)
+
+
+__all__ = ["compile_host_subnets", "owner", "to_node", "IPv4Network"]

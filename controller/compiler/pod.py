@@ -1,0 +1,43 @@
+"""Local pods: anti-spoofing and source VNID (20, 25), ARP (40) and IP (70) delivery."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+
+from controller.compiler.context import NodeContext
+from controller.cookies import Owner, OwnerKind
+from controller.flow import LoadReg, Match, Output, Proto
+from controller.registers import DST_VNID, OUT_PORT, SRC_VNID
+from controller.tables import Table
+from topology.model import Pod
+
+
+def owner(pod: Pod) -> Owner:
+    return Owner(OwnerKind.POD, pod.key)
+
+
+def arp_sha_of(pod: Pod) -> tuple[str, str]:
+    """Only the low 32 bits of the sender MAC are checked: they must be the pod's IP."""
+    return ("00:00:" + pod.mac[6:], "00:00:ff:ff:ff:ff")
+
+
+def compile_pods(ctx: NodeContext) -> None:
+    for pod, ofport in ctx.local_pods:
+        add_pod(ctx, pod, ofport)
+
+
+def add_pod(ctx: NodeContext, pod: Pod, ofport: int) -> None:
+    add, own, vnid = ctx.out.add, owner(pod), ctx.vnid(pod.namespace)
+    ip = IPv4Network(pod.ip)
+    load_src = (LoadReg(SRC_VNID, vnid),)
+    add(own, Table.POD_INGRESS, 100,
+        Match(in_port=ofport, proto=Proto.ARP, arp_spa=ip, arp_sha=arp_sha_of(pod)),
+        load_src, Table.CONNTRACK_COMMIT)
+    add(own, Table.POD_INGRESS, 100, Match(in_port=ofport, proto=Proto.IP, nw_src=ip),
+        load_src, Table.CONNTRACK_COMMIT)
+    if ctx.conntrack:
+        add(own, Table.SERVICE_RETURN, 100, Match(proto=Proto.IP, nw_src=ip), load_src,
+            Table.ROUTING)
+    add(own, Table.ARP_LOCAL, 100, Match(proto=Proto.ARP, arp_tpa=ip), (Output(ofport),))
+    add(own, Table.IP_LOCAL, 100, Match(proto=Proto.IP, nw_dst=ip),
+        (LoadReg(DST_VNID, vnid), LoadReg(OUT_PORT, ofport)), Table.INGRESS_POLICY)

@@ -1,0 +1,46 @@
+"""Services in table 60 (non-conntrack mode: ovs-subnet and ovs-multitenant).
+
+Every node carries every Service of the cluster: a fragment flow per ClusterIP and one flow
+per TCP/UDP port, loading the service's VNID into reg1 and tun0 into reg2 for table 80.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+
+from controller.compiler.context import NodeContext
+from controller.cookies import Owner, OwnerKind
+from controller.flow import LoadReg, Match, Proto
+from controller.registers import DST_VNID, OUT_PORT
+from controller.tables import Table
+from topology.model import TUN0_OFPORT, Service
+
+PROTOCOLS = {"TCP": Proto.TCP, "UDP": Proto.UDP}  # SCTP arrived in 4.2: 3.11 skips it
+
+
+def owner(svc: Service) -> Owner:
+    return Owner(OwnerKind.SERVICE, f"{svc.namespace}/{svc.name}")
+
+
+def compile_services(ctx: NodeContext) -> None:
+    if ctx.conntrack:
+        return  # conntrack mode sends all service traffic to tun0 (static flow)
+    for svc in ctx.topology.services:
+        if svc.cluster_ip is not None:
+            add_service(ctx, svc)
+
+
+def add_service(ctx: NodeContext, svc: Service) -> None:
+    assert svc.cluster_ip is not None
+    own, ip = owner(svc), IPv4Network(svc.cluster_ip)
+    actions = (LoadReg(DST_VNID, ctx.vnid(svc.namespace)), LoadReg(OUT_PORT, TUN0_OFPORT))
+    ctx.out.add(own, Table.SERVICE, 100, Match(proto=Proto.IP, nw_dst=ip, ip_frag_later=True),
+                actions, Table.INGRESS_POLICY)
+    for port in svc.ports:
+        proto = PROTOCOLS.get(port.protocol)
+        if proto is None:
+            ctx.out.warnings.append(f"Service/{svc.namespace}/{svc.name}: port {port.port}/"
+                                    f"{port.protocol} not handled by 3.11 (TCP and UDP only)")
+            continue
+        ctx.out.add(own, Table.SERVICE, 100, Match(proto=proto, nw_dst=ip, tp_dst=port.port),
+                    actions, Table.INGRESS_POLICY)

@@ -1,0 +1,34 @@
+"""ovs-multitenant's table-80 "same VNID" rules (3.11 `EnsureVNIDRules`).
+
+A VNID gets `reg0=V, reg1=V -> output:reg2` once a local pod of V exists or a Service of V
+exists anywhere in the cluster (services are watched cluster-wide).  VNID 0 needs none: the
+plugin's reg0=0 / reg1=0 rules cover it.  3.11 removed unused ones hourly; a compiler that
+derives them from the topology has none to remove.
+"""
+
+from __future__ import annotations
+
+from controller.compiler.context import NodeContext
+from controller.cookies import Owner, OwnerKind
+from controller.flow import Match, OutputReg
+from controller.registers import OUT_PORT
+from controller.tables import Table
+from topology.model import GLOBAL_VNID, Plugin
+
+
+def owner(vnid: int) -> Owner:
+    return Owner(OwnerKind.VNID, str(vnid))
+
+
+def vnids_in_use(ctx: NodeContext) -> set[int]:
+    used = {ctx.vnid(pod.namespace) for pod, _ in ctx.local_pods}
+    used |= {ctx.vnid(svc.namespace) for svc in ctx.topology.services if svc.cluster_ip}
+    return used - {GLOBAL_VNID}
+
+
+def compile_vnid_rules(ctx: NodeContext) -> None:
+    if ctx.plugin is not Plugin.MULTITENANT:
+        return
+    for vnid in sorted(vnids_in_use(ctx)):
+        ctx.out.add(owner(vnid), Table.INGRESS_POLICY, 100, Match(reg0=vnid, reg1=vnid),
+                    (OutputReg(OUT_PORT),))

@@ -1,0 +1,285 @@
+"""Frozen value objects for the cluster objects openshift-sdn's node reads.
+
+Only the fields the 3.11 node (and its master) act upon are modelled; everything else an
+API object carries is accepted by the loader and dropped.  Every object remembers where it
+was defined (`Origin`) so that validation and the compiler can name file and line.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+GLOBAL_VNID = 0
+MIN_VNID = 10
+MAX_VNID = (1 << 24) - 1
+
+ANNOTATION_INTERFACE = "osdn.dev/interface"
+ANNOTATION_OFPORT = "osdn.dev/ofport"
+ANNOTATION_DATAPATH_ID = "osdn.dev/datapath-id"
+ANNOTATION_MULTICAST = "netnamespace.network.openshift.io/multicast-enabled"
+ANNOTATION_CHANGE_NETWORK = "pod.network.openshift.io/multitenant.change-network"
+ANNOTATION_FIXED_VNID_HOST = "pod.network.openshift.io/fixed-vnid-host"
+
+VXLAN_OFPORT = 1
+TUN0_OFPORT = 2
+
+
+class Plugin(enum.Enum):
+    """The three 3.11 plugins; `plugin_id` is what the table-253 note records."""
+
+    SUBNET = "redhat/openshift-ovs-subnet"
+    MULTITENANT = "redhat/openshift-ovs-multitenant"
+    NETWORKPOLICY = "redhat/openshift-ovs-networkpolicy"
+
+    @property
+    def plugin_id(self) -> int:
+        return {Plugin.SUBNET: 0, Plugin.MULTITENANT: 1, Plugin.NETWORKPOLICY: 2}[self]
+
+    @property
+    def uses_conntrack(self) -> bool:
+        """3.11 runs conntrack mode only under ovs-networkpolicy."""
+        return self is Plugin.NETWORKPOLICY
+
+    @property
+    def supports_vnids(self) -> bool:
+        """Egress IPs, egress firewall and multicast need per-namespace VNIDs."""
+        return self is not Plugin.SUBNET
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an object (or a field of it) was written: file and 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class ClusterNetworkEntry:
+    cidr: IPv4Network
+    host_subnet_length: int
+
+
+@dataclass(frozen=True)
+class ClusterNetwork:
+    name: str
+    uid: str
+    networks: tuple[ClusterNetworkEntry, ...]
+    service_network: IPv4Network
+    plugin: Plugin
+    vxlan_port: int = 4789
+    mtu: int = 1450
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class HostSubnet:
+    name: str
+    uid: str
+    host: str
+    host_ip: IPv4Address
+    subnet: IPv4Network
+    datapath_id: int
+    egress_ips: tuple[IPv4Address, ...] = ()
+    egress_cidrs: tuple[IPv4Network, ...] = ()
+    fixed_vnid: int | None = None
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def gateway(self) -> IPv4Address:
+        """tun0's address: the first host of the subnet."""
+        return self.subnet.network_address + 1
+
+    @property
+    def tun0_mac(self) -> str:
+        return mac_for_ip(self.gateway)
+
+
+@dataclass(frozen=True)
+class NetNamespace:
+    """A NetNamespace after the master's work: `netid` is always set."""
+
+    name: str
+    uid: str
+    netid: int
+    egress_ips: tuple[IPv4Address, ...] = ()
+    multicast_enabled: bool = False
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    ip: IPv4Address
+    labels: tuple[tuple[str, str], ...] = ()
+    interface: str | None = None
+    ofport: int | None = None
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def mac(self) -> str:
+        return mac_for_ip(self.ip)
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    protocol: str  # "TCP", "UDP" or "SCTP"
+    port: int
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Service:
+    namespace: str
+    name: str
+    uid: str
+    cluster_ip: IPv4Address | None  # None for headless services ("None") or no IP
+    ports: tuple[ServicePort, ...] = ()
+    selector: tuple[tuple[str, str], ...] = ()
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class LabelRequirement:
+    """One matchExpressions entry."""
+
+    key: str
+    operator: str  # In, NotIn, Exists, DoesNotExist
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """metav1.LabelSelector: an empty selector selects everything."""
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[LabelRequirement, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.match_labels and not self.match_expressions
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels):
+            return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            if req.operator == "In" and not (present and labels[req.key] in req.values):
+                return False
+            if req.operator == "NotIn" and present and labels[req.key] in req.values:
+                return False
+            if req.operator == "Exists" and not present:
+                return False
+            if req.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class PolicyPort:
+    protocol: str = "TCP"
+    port: int | str | None = None  # a str is a named port (unsupported in 3.11)
+
+
+@dataclass(frozen=True)
+class PolicyPeer:
+    pod_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+    ip_block: str | None = None  # the CIDR; ignored by 3.11 (no flows)
+
+
+@dataclass(frozen=True)
+class IngressRule:
+    ports: tuple[PolicyPort, ...] = ()
+    peers: tuple[PolicyPeer, ...] = ()  # empty = from anywhere
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    namespace: str
+    name: str
+    uid: str
+    pod_selector: LabelSelector
+    ingress: tuple[IngressRule, ...] = ()
+    policy_types: tuple[str, ...] = ("Ingress",)
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class EgressRule:
+    action: str  # "Allow" or "Deny"
+    cidr: IPv4Network | None = None
+    dns_name: str | None = None
+
+
+@dataclass(frozen=True)
+class EgressNetworkPolicy:
+    namespace: str
+    name: str
+    uid: str
+    rules: tuple[EgressRule, ...] = ()
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A validated cluster: what the compiler reads.  Built only by `topology.load`."""
+
+    cluster_network: ClusterNetwork
+    host_subnets: tuple[HostSubnet, ...]
+    net_namespaces: tuple[NetNamespace, ...]
+    namespaces: tuple[Namespace, ...] = ()
+    pods: tuple[Pod, ...] = ()
+    services: tuple[Service, ...] = ()
+    network_policies: tuple[NetworkPolicy, ...] = ()
+    egress_network_policies: tuple[EgressNetworkPolicy, ...] = ()
+    ignored: tuple[str, ...] = ()  # "Kind/[ns/]name (file:line)" of kinds we do not read
+    warnings: tuple[str, ...] = ()  # accepted but noteworthy, e.g. an ignored change-network
+
+    def host_subnet(self, host: str) -> HostSubnet | None:
+        return next((hs for hs in self.host_subnets if hs.host == host), None)
+
+    def vnid_of(self, namespace: str) -> int:
+        """The namespace's VNID; 0 for every namespace under ovs-subnet."""
+        if not self.cluster_network.plugin.supports_vnids:
+            return GLOBAL_VNID
+        for nn in self.net_namespaces:
+            if nn.name == namespace:
+                return nn.netid
+        raise KeyError(f"no NetNamespace {namespace!r}")
+
+
+def mac_for_ip(ip: IPv4Address) -> str:
+    """openshift-sdn's CNI MAC: 0a:58 followed by the four bytes of the address."""
+    return "0a:58:" + ":".join(f"{b:02x}" for b in ip.packed)
