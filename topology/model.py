@@ -110,6 +110,10 @@ class NetNamespace:
     egress_ips: tuple[IPv4Address, ...] = ()
     multicast_enabled: bool = False
     origin: Origin | None = field(default=None, compare=False)
+    # How `netid` was set: "" = written in the YAML, "allocated" = by the master (no netid
+    # given), or the change-network annotation the master applied ("global", "join:ns",
+    # "isolate").  Informational (osdn check); not part of equality.
+    netid_source: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,134 @@
+"""A plain-text summary of a validated topology, for ``osdn check``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from topology.master import ALLOCATED
+from topology.model import Plugin, Topology
+
+_NONE = "-"
+
+
+def summarize(t: Topology) -> str:
+    sections = [
+        _overview(t),
+        _nodes(t),
+        _namespaces(t),
+        _pods_per_node(t),
+        _services(t),
+        _egress_ips(t),
+        _policies(t),
+        _listing("Ignored objects", t.ignored),
+        _listing("Warnings", t.warnings),
+    ]
+    return "\n\n".join(section for section in sections if section)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """Rows under headers, each column padded to its widest cell."""
+    cells = [[str(cell) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells
+    ]
+
+
+def _overview(t: Topology) -> str:
+    cn = t.cluster_network
+    networks = ", ".join(f"{e.cidr} (hostSubnetLength {e.host_subnet_length})" for e in cn.networks)
+    rows = [
+        ("plugin", cn.plugin.value),
+        ("cluster networks", networks),
+        ("service network", cn.service_network),
+        ("VXLAN port", cn.vxlan_port),
+        ("MTU", cn.mtu),
+    ]
+    return _labelled(rows)
+
+
+def _labelled(rows: Sequence[tuple[str, object]]) -> str:
+    """``label:  value`` lines, the values aligned."""
+    width = max(len(label) for label, _ in rows) + 2
+    return "\n".join(f"{label + ':':<{width}}{value}" for label, value in rows)
+
+
+def _nodes(t: Topology) -> str:
+    rows = [
+        (
+            hs.host,
+            hs.host_ip,
+            hs.subnet,
+            hs.gateway,
+            f"0x{hs.datapath_id:016x}",
+            ", ".join(map(str, hs.egress_ips)) or _NONE,
+        )
+        for hs in t.host_subnets
+    ]
+    headers = ("HOST", "HOST IP", "SUBNET", "GATEWAY", "DATAPATH ID", "EGRESS IPS")
+    return _section(f"Nodes ({len(rows)})", table(headers, rows))
+
+
+def _namespaces(t: Topology) -> str:
+    rows = [(ns.name, ns.netid, f"0x{ns.netid:06x}", _vnid_note(ns.netid_source))
+            for ns in sorted(t.net_namespaces, key=lambda ns: ns.name)]  # fmt: skip
+    lines = table(("NAMESPACE", "VNID", "HEX", "HOW"), rows)
+    if t.cluster_network.plugin is Plugin.SUBNET:
+        lines.insert(0, "(ovs-subnet does not use VNIDs: every namespace is treated as VNID 0)")
+    return _section(f"NetNamespaces ({len(rows)})", lines)
+
+
+def _vnid_note(source: str) -> str:
+    if source == "":
+        return "netid"
+    if source == ALLOCATED:
+        return "allocated"
+    return f"changed ({source})"
+
+
+def _pods_per_node(t: Topology) -> str:
+    counts = Counter(pod.node for pod in t.pods)
+    rows = [(hs.host, counts[hs.host]) for hs in t.host_subnets]
+    return _section(f"Pods per node ({len(t.pods)} pods)", table(("HOST", "PODS"), rows))
+
+
+def _services(t: Topology) -> str:
+    rows = [
+        (
+            f"{svc.namespace}/{svc.name}",
+            svc.cluster_ip if svc.cluster_ip is not None else "None",
+            ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports) or _NONE,
+        )
+        for svc in t.services
+    ]
+    return _section(f"Services ({len(rows)})", table(("SERVICE", "CLUSTER IP", "PORTS"), rows))
+
+
+def _egress_ips(t: Topology) -> str:
+    hosts = {ip: hs.host for hs in t.host_subnets for ip in hs.egress_ips}
+    rows = [
+        (ns.name, ip, hosts.get(ip, "(no node)")) for ns in t.net_namespaces for ip in ns.egress_ips
+    ]
+    if not rows:
+        return ""
+    return _section(f"Egress IPs ({len(rows)})", table(("NAMESPACE", "EGRESS IP", "NODE"), rows))
+
+
+def _policies(t: Topology) -> str:
+    return _labelled([
+        ("NetworkPolicies", len(t.network_policies)),
+        ("EgressNetworkPolicies", len(t.egress_network_policies)),
+    ])  # fmt: skip
+
+
+def _listing(title: str, entries: Sequence[str]) -> str:
+    return (
+        _section(f"{title} ({len(entries)})", [f"  {entry}" for entry in entries])
+        if entries
+        else ""
+    )
+
+
+def _section(title: str, lines: Sequence[str]) -> str:
+    return "\n".join([title, *lines])
