@@ -120,7 +120,7 @@ class Match:
         return ", ".join(parts)
 
     def osken_fields(self) -> dict[str, Any]:
-        """Keyword arguments for os-ken's OFPMatch (OpenFlow 1.3 + NXM)."""
+        """os-ken OFPMatch fields (OpenFlow 1.3 + NXM), prerequisites before dependents."""
         kw: dict[str, Any] = {}
         if self.in_port is not None:
             kw["in_port"] = self.in_port
@@ -364,7 +364,10 @@ class Flow:
             command=ofp.OFPFC_ADD if command is None else command, idle_timeout=0,
             hard_timeout=0, priority=self.priority, buffer_id=ofp.OFP_NO_BUFFER,
             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, flags=0,
-            match=parser.OFPMatch(**self.match.osken_fields()), instructions=instructions)
+            # Our field order puts prerequisites first; os-ken's own sort by OXM class would
+            # put NXM fields such as ip_frag before eth_type, which OVS rejects (BAD_PREREQ).
+            match=parser.OFPMatch(_ordered_fields=list(self.match.osken_fields().items())),
+            instructions=instructions)
 
 
 def sort_key(flow: Flow) -> tuple[int, int, str]:
