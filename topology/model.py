@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 GLOBAL_VNID = 0
@@ -278,10 +279,14 @@ class Topology:
         """The namespace's VNID; 0 for every namespace under ovs-subnet."""
         if not self.cluster_network.plugin.supports_vnids:
             return GLOBAL_VNID
-        for nn in self.net_namespaces:
-            if nn.name == namespace:
-                return nn.netid
-        raise KeyError(f"no NetNamespace {namespace!r}")
+        try:
+            return self._vnids[namespace]
+        except KeyError:
+            raise KeyError(f"no NetNamespace {namespace!r}") from None
+
+    @cached_property
+    def _vnids(self) -> dict[str, int]:
+        return {nn.name: nn.netid for nn in self.net_namespaces}
 
 
 def mac_for_ip(ip: IPv4Address) -> str:
