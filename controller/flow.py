@@ -144,7 +144,9 @@ class Match:
         if self.arp_sha is not None:
             kw["arp_sha"] = self.arp_sha
         if self.ip_frag_later:
-            kw["ip_frag"] = (IP_FRAG_ANY | IP_FRAG_LATER, IP_FRAG_ANY | IP_FRAG_LATER)
+            # "later" = both bits set under a mask covering both, i.e. the whole field: OVS
+            # stores and reports it unmasked, so send it that way
+            kw["ip_frag"] = IP_FRAG_ANY | IP_FRAG_LATER
         if self.tp_dst is not None:
             assert self.proto is not None
             kw[f"{self.proto.text}_dst"] = self.tp_dst
@@ -180,7 +182,7 @@ class OutputReg:
     def to_ofp(self, p: Any) -> Any:
         from os_ken.ofproto import nicira_ext
         return p.NXActionOutputReg(ofs_nbits=nicira_ext.ofs_nbits(self.reg.lo, self.reg.hi),
-                                   src=self.reg.oxm_name, max_len=0)
+                                   src=self.reg.oxm_name, max_len=0xFFFF)
 
 
 @dataclass(frozen=True)
