@@ -1,0 +1,188 @@
+"""The controller's Prometheus metrics, on a registry the caller owns.
+
+The registry is injected rather than prometheus-client's global ``REGISTRY`` so that tests
+(and several controllers in one process) each get their own, without "Duplicated timeseries"
+errors.  Label values that come from a fixed set (``op``, ``outcome``) are checked here, so a
+typo in the controller cannot invent a new time series; a node's series of those sets are
+created at zero by `add_node`, so that ``rate()`` and alerts see them before the first event.
+
+`metrics_markdown` renders the table of metrics for the docs from a registry, so the docs
+cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+
+__all__ = [
+    "BUNDLE_BUCKETS",
+    "FLOW_MOD_OPS",
+    "RECONCILE_OUTCOMES",
+    "TOPOLOGY_LOAD_OUTCOMES",
+    "Metrics",
+    "metrics_markdown",
+    "start_http_server",
+]
+
+PREFIX = "osdn_"
+FLOW_MOD_OPS = ("add", "modify", "delete")
+RECONCILE_OUTCOMES = ("ok", "error", "unchanged")
+TOPOLOGY_LOAD_OUTCOMES = ("ok", "error")
+# A bundle of a few flows commits in about a millisecond; a first connect of a big node
+# (tens of thousands of flows) takes seconds.  Roughly 1-2.5-5 per decade from 1 ms to 10 s.
+BUNDLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _check(value: str, allowed: tuple[str, ...], label: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{label} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+class Metrics:
+    """Every metric of the controller; the attributes are prometheus-client objects, the
+    methods the operations the controller performs."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.connected_bridges = Gauge(
+            PREFIX + "connected_bridges", "OpenFlow bridges connected to the controller.",
+            registry=registry)
+        self.flows = Gauge(
+            PREFIX + "flows", "Flows the controller keeps on a node's bridge, per table.",
+            ["node", "table"], registry=registry)
+        self.flow_mods = Counter(
+            PREFIX + "flow_mods", "Flow-mods sent to bridges (op: add, modify, delete).",
+            ["node", "op"], registry=registry)
+        self.bundle_latency = Histogram(
+            PREFIX + "bundle_duration_seconds",
+            "Time from a bundle's open to its commit reply (or discard).",
+            ["node"], buckets=BUNDLE_BUCKETS, registry=registry)
+        self.reconciles = Counter(
+            PREFIX + "reconciles",
+            "Reconciliations of a bridge with its desired flows (outcome: ok, error, unchanged).",
+            ["node", "outcome"], registry=registry)
+        self.topology_loads = Counter(
+            PREFIX + "topology_loads", "Attempts to load the topology (outcome: ok, error).",
+            ["outcome"], registry=registry)
+        self.topology_load_error = Gauge(
+            PREFIX + "topology_load_error",
+            "1 while the topology on disk is invalid (the last good one stays in force).",
+            registry=registry)
+        self.topology_issues = Gauge(
+            PREFIX + "topology_issues", "Problems found in the topology on disk (0 when valid).",
+            registry=registry)
+        self.switch_errors = Counter(
+            PREFIX + "switch_errors", "OpenFlow error messages received from a bridge, by type.",
+            ["node", "type"], registry=registry)
+        for outcome in TOPOLOGY_LOAD_OUTCOMES:
+            self.topology_loads.labels(outcome)
+
+    def add_node(self, node: str) -> None:
+        """Create a node's series of known label sets at zero."""
+        for op in FLOW_MOD_OPS:
+            self.flow_mods.labels(node, op)
+        for outcome in RECONCILE_OUTCOMES:
+            self.reconciles.labels(node, outcome)
+        self.bundle_latency.labels(node)
+
+    def set_flows(self, node: str, per_table: Mapping[int, int]) -> None:
+        """A node's flow count per table; tables no longer in `per_table` are dropped."""
+        wanted = {str(table) for table in per_table}
+        for table in self._tables_of(node) - wanted:
+            self.flows.remove(node, table)
+        for table, count in per_table.items():
+            self.flows.labels(node, str(table)).set(count)
+
+    def forget_flows(self, node: str) -> None:
+        """Drop a node's flow gauges (its bridge went away: we no longer know its flows)."""
+        for table in self._tables_of(node):
+            self.flows.remove(node, table)
+
+    def _tables_of(self, node: str) -> set[str]:
+        return {sample.labels["table"] for family in self.flows.collect()
+                for sample in family.samples if sample.labels["node"] == node}
+
+    def count_flow_mods(self, node: str, op: str, count: int = 1) -> None:
+        self.flow_mods.labels(node, _check(op, FLOW_MOD_OPS, "op")).inc(count)
+
+    def observe_bundle(self, node: str, seconds: float) -> None:
+        self.bundle_latency.labels(node).observe(seconds)
+
+    def count_reconcile(self, node: str, outcome: str) -> None:
+        self.reconciles.labels(node, _check(outcome, RECONCILE_OUTCOMES, "outcome")).inc()
+
+    def topology_loaded(self) -> None:
+        self.topology_loads.labels("ok").inc()
+        self.topology_load_error.set(0)
+        self.topology_issues.set(0)
+
+    def topology_rejected(self, issue_count: int) -> None:
+        self.topology_loads.labels("error").inc()
+        self.topology_load_error.set(1)
+        self.topology_issues.set(issue_count)
+
+    def count_switch_error(self, node: str, error_type: str) -> None:
+        self.switch_errors.labels(node, error_type).inc()
+
+
+def start_http_server(port: int, address: str, registry: CollectorRegistry) -> Any:
+    """Serve `registry` on http://address:port/metrics; port 0 means no exporter (None).
+
+    Returns prometheus-client's (server, thread) pair; its thread is a daemon, so it needs
+    no stopping at exit.
+    """
+    if port == 0:
+        return None
+    return prometheus_client.start_http_server(port, addr=address, registry=registry)
+
+
+# ---------------------------------------------------------------------------------------------
+# Docs
+
+_SUFFIX = {"counter": "_total"}
+_STRUCTURAL_LABELS = frozenset({"le", "quantile"})
+
+
+def _collectors(registry: CollectorRegistry) -> list[Any]:
+    # prometheus-client offers no public way to list a registry's collectors, nor the label
+    # names of a labelled metric that has no series yet; these two attributes have been stable
+    # since its early releases.
+    return list(registry._collector_to_names)
+
+
+def _label_names(collector: Any, families: Iterable[Metric]) -> list[str]:
+    names = list(getattr(collector, "_labelnames", ()))
+    for family in families:
+        for sample in family.samples:
+            names += [n for n in sample.labels if n not in names and n not in _STRUCTURAL_LABELS]
+    return names
+
+
+def _rows(registry: CollectorRegistry) -> Iterator[tuple[str, str, str, str]]:
+    for collector in _collectors(registry):
+        described = list(collector.describe()) if hasattr(collector, "describe") else []
+        families = described or list(collector.collect())
+        labels = _label_names(collector, collector.collect())
+        for family in families:
+            name = family.name + _SUFFIX.get(family.type, "")
+            yield name, family.type, family.documentation, ", ".join(labels)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def metrics_markdown(registry: CollectorRegistry) -> str:
+    """A Markdown table of the registry's metrics (name, type, help, labels), sorted by name.
+    Counters are named as exposed, with ``_total``; histograms expose ``_bucket``, ``_sum``
+    and ``_count`` under the name shown."""
+    lines = ["| name | type | help | labels |", "|---|---|---|---|"]
+    for name, kind, help_text, labels in sorted(_rows(registry)):
+        lines.append(f"| `{name}` | {kind} | {_cell(help_text)} | {labels} |")
+    return "\n".join(lines) + "\n"
