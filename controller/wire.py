@@ -87,6 +87,14 @@ class InstalledFlow:
     def key(self) -> Key:
         return (self.table, self.priority, match_tlvs(self.match))
 
+    @classmethod
+    def from_encoded(cls, encoded: Encoded) -> "InstalledFlow":
+        """What the bridge holds after `encoded` was added (duration unknown: 0)."""
+        match_length = MATCH_HEADER.unpack_from(encoded.flow_mod, 48)[1]
+        table, priority, _ = encoded.key
+        return cls(table, priority, encoded.cookie, encoded.flow_mod[52:48 + match_length],
+                   encoded.instructions, 0)
+
 
 def with_xid(message: bytes, xid: int) -> bytes:
     return message[:4] + struct.pack("!I", xid) + message[8:]
