@@ -50,6 +50,7 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
         self.watcher = TopologyWatcher(list(self.settings.topology))
         self.topology: Topology | None = None
         self.sessions: dict[int, BridgeSession] = {}
+        self.unserved: dict[int, Any] = {}  # connected bridges no HostSubnet claims (yet)
         self._load_topology()
         if self.settings.watch:
             hub.spawn(self._watch_loop)
@@ -85,6 +86,8 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
             hub.sleep(self.settings.watch_interval)
             try:
                 if self._load_topology():
+                    for datapath in list(self.unserved.values()):
+                        self._serve(datapath)
                     for session in list(self.sessions.values()):
                         hub.spawn(self._reconcile, session, "topology changed")
             except Exception:  # keep watching whatever happened
@@ -105,12 +108,19 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
         old = self.sessions.pop(datapath.id, None)
         if old is not None:
             old.on_disconnect()
+        self._serve(datapath)
+
+    def _serve(self, datapath: Any) -> None:
+        """Start serving `datapath` if a HostSubnet claims it; otherwise leave it alone."""
         host = self._host_for(datapath.id)
         if host is None:
-            log.warning("bridge with datapath id 0x%016x connected: no HostSubnet has that "
-                        "datapath id%s; left untouched", datapath.id,
-                        "" if self.topology else " (no valid topology yet)")
+            if datapath.id not in self.unserved:
+                log.warning("bridge with datapath id 0x%016x connected: no HostSubnet has "
+                            "that datapath id%s; left untouched", datapath.id,
+                            "" if self.topology else " (no valid topology yet)")
+            self.unserved[datapath.id] = datapath
             return
+        self.unserved.pop(datapath.id, None)
         session = BridgeSession(datapath, host.host)
         self.sessions[datapath.id] = session
         self.metrics.connected_bridges.set(len(self.sessions))
@@ -121,6 +131,8 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _on_dead(self, ev: Any) -> None:
         datapath = ev.datapath
+        if self.unserved.get(datapath.id) is datapath:
+            del self.unserved[datapath.id]
         session = self.sessions.get(datapath.id)
         if session is not None and session.datapath is datapath:
             session.on_disconnect()
