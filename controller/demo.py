@@ -10,7 +10,7 @@ from pathlib import Path
 from controller.compiler import Settings
 from controller.dns import no_dns
 from controller.privateovs import PrivateOvs
-from controller.tracelab import build_lab, check_case, describe_final, load_cases
+from controller.tracelab import TraceLab, build_lab, check_case, describe_final, load_cases
 
 
 def run_demo(path: str, keep: bool = False) -> int:
@@ -41,16 +41,19 @@ def run_demo(path: str, keep: bool = False) -> int:
             ovs.stop()
 
 
-def _run_traces(lab, traces: Path) -> int:  # type: ignore[no-untyped-def]
+def _run_traces(lab: TraceLab, traces: Path) -> int:
     failures = 0
     print(f"\n== acceptance traces ({traces})")
-    for case in load_cases(traces):
+    cases = load_cases(traces)
+    for case in cases:
         result = lab.trace(case.node, case.flow)
         problems = check_case(case, result)
         failures += bool(problems)
         print(f"\n{case.name} on {case.node}: {case.flow}\n  {case.description}")
         print(f"  path:  {' -> '.join(str(t) for t in result.tables)}")
+        for step in result.steps:
+            print(f"    {step.table:>3}. {step.rule}")
         print(f"  final: {describe_final(result)}")
         print("  " + ("PASS" if not problems else "FAIL: " + "; ".join(problems)))
-    print(f"\n{len(load_cases(traces)) - failures} passed, {failures} failed")
+    print(f"\n{len(cases) - failures} passed, {failures} failed")
     return 1 if failures else 0

@@ -44,10 +44,8 @@ class FlowSet:
         self.cookies.register(owner)
         flow = Flow(table, priority, match, owner, tuple(actions), goto)
         known = self.flows.setdefault(flow.key, flow)
-        if known is flow or known.owner == owner and known == flow:
-            return
         if known == flow:
-            return  # two owners want the very same flow: the first keeps it
+            return  # new, or another owner wants the very same flow: the first keeps it
         self.warnings.append(
             f"{owner} wants '{flow.to_ofctl()}' but {known.owner} already has "
             f"'{known.to_ofctl()}' with the same match; keeping the latter")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
-
 from controller.compiler.context import NodeContext
 from controller.cookies import Owner, OwnerKind
 from controller.flow import Action, LoadTunId, Match, MoveRegToTunId, Output, Proto, SetField, \
@@ -46,5 +44,3 @@ def _multicast_replication(ctx: NodeContext) -> None:
         actions += [SetField(SetFieldName.TUN_DST, ip), Output(VXLAN_OFPORT)]
     ctx.out.add(REPLICATION, Table.MULTICAST_VXLAN, 100, Match(), actions, Table.MULTICAST_LOCAL)
 
-
-__all__ = ["compile_host_subnets", "owner", "to_node", "IPv4Network"]
