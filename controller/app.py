@@ -166,12 +166,14 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _on_error(self, ev: Any) -> None:
         msg = ev.msg
+        # os-ken leaves `code` None for experimenter errors (ONF bundle errors)
+        code = msg.exp_type if msg.type == ofproto_v1_3.OFPET_EXPERIMENTER else msg.code
         session = self._session(ev)
-        if session is None or not session.on_error(msg.xid, msg.type, msg.code):
+        if session is None or not session.on_error(msg.xid, msg.type, code):
             log.warning("switch 0x%016x: OpenFlow error %s for xid %d",
-                        msg.datapath.id, error_name(msg.type, msg.code), msg.xid)
+                        msg.datapath.id, error_name(msg.type, code), msg.xid)
         else:
-            self.metrics.count_switch_error(session.host, error_name(msg.type, msg.code))
+            self.metrics.count_switch_error(session.host, error_name(msg.type, code))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _on_port_status(self, ev: Any) -> None:

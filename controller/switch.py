@@ -45,7 +45,8 @@ def error_name(err_type: int, code: int) -> str:
     type_name = types.get(err_type, f"type {err_type}")
     prefix = {"OFPET_BAD_REQUEST": "OFPBRC_", "OFPET_BAD_ACTION": "OFPBAC_",
               "OFPET_BAD_INSTRUCTION": "OFPBIC_", "OFPET_BAD_MATCH": "OFPBMC_",
-              "OFPET_FLOW_MOD_FAILED": "OFPFMFC_", "OFPET_TABLE_FULL": "OFPTFFC_"}.get(type_name)
+              "OFPET_FLOW_MOD_FAILED": "OFPFMFC_", "OFPET_TABLE_FULL": "OFPTFFC_",
+              "OFPET_EXPERIMENTER": "ONFERR_ET_"}.get(type_name)
     codes = {v: k for k, v in vars(ofp).items()
              if prefix and k.startswith(prefix) and isinstance(v, int)}
     return f"{type_name}/{codes.get(code, f'code {code}')}"
@@ -212,9 +213,13 @@ class BridgeSession:
         commit = self.next_xid()
         self._send(bundle_control(bundle, ofp.ONF_BCT_COMMIT_REQUEST, commit))
         self.barrier()
-        if commit in self._errors:
-            raise SwitchError(f"{self.host}: commit failed; old flows kept",
-                              [error_name(*self._errors[commit])])
+        if self._errors:  # OVS checks some things (table limits) only at commit
+            failed = self._errors.pop(commit, None)
+            rejected = [f"{error_name(*err)}: {blamed.get(xid, f'xid {xid}')}"
+                        for xid, err in sorted(self._errors.items())]
+            raise SwitchError(f"{self.host}: switch refused the bundle at commit"
+                              f"{' (' + error_name(*failed) + ')' if failed else ''}; "
+                              f"nothing applied, old flows kept", rejected)
         self._remember(plan, changes)
         return ApplyResult(plan.flow_mods, clock() - started)
 
