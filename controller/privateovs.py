@@ -124,8 +124,12 @@ class PrivateOvs:
     """
 
     def __init__(self, directory: str | os.PathLike[str] | None = None, *, dummy: bool = True,
-                 keep_dir: bool = False, timeout: float = 30.0):
+                 keep_dir: bool = False, timeout: float = 30.0, netns: str | None = None):
+        """`netns`: run both daemons inside this network namespace (an emulated node), so
+        that the devices vswitchd creates (tun0, internal ports) live there.  The tools still
+        reach them from anywhere through the unix sockets in `directory`."""
         self._requested_dir = Path(directory) if directory is not None else None
+        self.netns = netns
         self.dummy = dummy
         self.keep_dir = keep_dir
         self.timeout = timeout
@@ -135,6 +139,15 @@ class PrivateOvs:
         self._pids: dict[str, int] = {}
         self._bins: dict[str, str] = {}
         self._started = False
+
+    @classmethod
+    def attach(cls, directory: str | os.PathLike[str]) -> "PrivateOvs":
+        """Talk to an instance started elsewhere (e.g. by `osdn cluster up`) without owning
+        it: `stop()` on the result does nothing."""
+        ovs = cls(directory, dummy=False, keep_dir=True)
+        ovs.dir = Path(directory).resolve()
+        ovs._bins = {b: find_ovs_binary(b) for b in _BINARIES}
+        return ovs
 
     # -- paths -------------------------------------------------------------------------------
     def _p(self, name: str) -> str:
@@ -205,7 +218,8 @@ class PrivateOvs:
     def _start_daemon(self, name: str, args: list[str]) -> None:
         # --detach returns only once the daemon is ready (vswitchd: after its first db read).
         pidfile = self._p(f"{name}.pid")
-        self._run([self._bins[name], *args, f"--pidfile={pidfile}",
+        in_netns = ["ip", "netns", "exec", self.netns] if self.netns else []
+        self._run([*in_netns, self._bins[name], *args, f"--pidfile={pidfile}",
                    f"--log-file={self._p(name + '.log')}", "--detach", "--no-chdir",
                    "-vconsole:off"])
         self._pids[name] = int(Path(pidfile).read_text().strip())

@@ -1,0 +1,110 @@
+"""`osdn cluster down|status|exec|trace`: work on the cluster recorded in the state directory."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from controller.cluster.state import Ledger, _alive, load_cluster
+from controller.privateovs import PrivateOvs, TraceResult
+from topology.load import load_topology
+from topology.model import Topology
+
+
+def down(state_dir: Path, log: Any = print) -> int:
+    ledger = Ledger(state_dir)
+    entries = ledger.entries()
+    if not entries:
+        log(f"no emulated cluster recorded in {state_dir}; nothing to do")
+        return 0
+    ledger.teardown(log)
+    log(f"removed {sum(e['kind'] == 'netns' for e in entries)} namespaces and "
+        f"{sum(e['kind'] == 'process' for e in entries)} processes recorded in {state_dir}")
+    return 0
+
+
+def node_ovs(cluster: dict[str, Any], host: str) -> PrivateOvs:
+    return PrivateOvs.attach(cluster["nodes"][host]["ovs_dir"])
+
+
+def _pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def status(state_dir: Path) -> str:
+    cluster = load_cluster(state_dir)
+    lines = [f"cluster in {state_dir}: underlay {cluster['underlay']}, external host "
+             f"{cluster['external_ip']}, controller {cluster['controller_target']}"]
+    pid = _pid(state_dir / "controller.pid")
+    if pid is not None:
+        lines.append(f"  controller pid {pid}: {'running' if _alive(pid) else 'NOT RUNNING'}")
+    for host, info in cluster["nodes"].items():
+        ovs = node_ovs(cluster, host)
+        daemons = [name for name in ("ovsdb-server", "ovs-vswitchd")
+                   if (p := _pid(Path(info["ovs_dir"]) / f"{name}.pid")) and _alive(p)]
+        try:
+            flows = f"{len(ovs.dump_flows('br0'))} flows on br0"
+        except Exception as error:  # a dead vswitchd is what status must show
+            flows = f"br0 unreachable ({str(error).splitlines()[0]})"
+        lines.append(f"  node {host:24} {info['host_ip']:16} netns {info['netns']:12} "
+                     f"{'+'.join(daemons) or 'OVS NOT RUNNING'}; {flows}")
+    for key, info in cluster["pods"].items():
+        lines.append(f"  pod  {key:40} {info['ip']:15} on {info['node']} port "
+                     f"{info['interface']} ({info['ofport']}) netns {info['netns']}")
+    return "\n".join(lines)
+
+
+def netns_of(cluster: dict[str, Any], target: str) -> str:
+    if target == "external":
+        return f"{cluster['prefix']}-x"
+    if target in cluster["nodes"]:
+        return str(cluster["nodes"][target]["netns"])
+    if target in cluster["pods"]:
+        return str(cluster["pods"][target]["netns"])
+    known = ", ".join(["external", *cluster["nodes"], *cluster["pods"]])
+    raise KeyError(f"{target!r} is not a pod (NAMESPACE/NAME), a node or 'external'; "
+                   f"known: {known}")
+
+
+def exec_in(state_dir: Path, target: str, command: list[str]) -> int:
+    netns = netns_of(load_cluster(state_dir), target)
+    return subprocess.run(["ip", "netns", "exec", netns, *command]).returncode
+
+
+def topology_of(cluster: dict[str, Any]) -> Topology:
+    return load_topology(cluster["topology"])
+
+
+def trace_spec(topology: Topology, cluster: dict[str, Any], pod_key: str, dest: str) -> str:
+    """The ofproto/trace flow for a TCP packet from the pod to DEST (pod, ns/svc:port, IP)."""
+    info = cluster["pods"][pod_key]
+    hs = topology.host_subnet(info["node"])
+    assert hs is not None
+    port = 80
+    if dest in cluster["pods"]:
+        ip = cluster["pods"][dest]["ip"]
+    elif ":" in dest and "/" in dest:
+        name, _, port_text = dest.rpartition(":")
+        namespace, _, svc_name = name.partition("/")
+        svc = next((s for s in topology.services
+                    if (s.namespace, s.name) == (namespace, svc_name)), None)
+        if svc is None or svc.cluster_ip is None:
+            raise KeyError(f"no Service {name} with a ClusterIP")
+        ip, port = str(svc.cluster_ip), int(port_text)
+    else:
+        ip = dest
+    return (f"in_port={info['ofport']},tcp,dl_src={info['mac']},dl_dst={hs.tun0_mac},"
+            f"nw_src={info['ip']},nw_dst={ip},tcp_dst={port},ct_state=new|trk")
+
+
+def trace(state_dir: Path, pod_key: str, dest: str) -> TraceResult:
+    cluster = load_cluster(state_dir)
+    if pod_key not in cluster["pods"]:
+        raise KeyError(f"no pod {pod_key!r}; known: {', '.join(cluster['pods'])}")
+    spec = trace_spec(topology_of(cluster), cluster, pod_key, dest)
+    return node_ovs(cluster, cluster["pods"][pod_key]["node"]).trace("br0", spec)
+
