@@ -895,7 +895,30 @@ def _service_port(port: _Fields) -> ServicePort | None:
     protocol = _protocol(port)
     number = port.integer("port", required=True, check=_PORT_RANGE)
     name = port.string("name") or ""
-    return None if number is None or protocol is None else ServicePort(protocol, number, name)
+    target = _target_port(port)
+    if number is None or protocol is None or target is _BAD:
+        return None
+    return ServicePort(protocol, number, name, None if target == number else target)
+
+
+_BAD: Any = object()
+# Kubernetes' IsValidPortName (IANA_SVC_NAME): at most 15 characters of a-z, 0-9 and '-',
+# at least one letter, no '-' at either end and no "--".
+_PORT_NAME = re.compile(r"(?!.*--)[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _target_port(port: _Fields) -> int | str | None:
+    """`targetPort`: a port number or a container port's name; None when absent."""
+    raw = port.node.get("targetPort") if isinstance(port.node, YamlMap) else None
+    if isinstance(raw, str) and raw != "":
+        if len(raw) > 15 or not _PORT_NAME.fullmatch(raw) or not any(c.isalpha() for c in raw):
+            port.report("targetPort", "must be a port number or an IANA_SVC_NAME", raw)
+            return _BAD
+        return raw
+    if not port.has("targetPort"):
+        return None
+    number = port.integer("targetPort", check=_PORT_RANGE)
+    return _BAD if number is None else number
 
 
 def _protocol(fields: _Fields) -> str | None:

@@ -158,6 +158,9 @@ class ServicePort:
     protocol: str  # "TCP", "UDP" or "SCTP"
     port: int
     name: str = ""
+    # spec.ports[].targetPort: a number, or the name of a container port (IANA_SVC_NAME).
+    # None when absent or equal to `port` (Kubernetes' default is the port itself).
+    target_port: int | str | None = None
 
 
 @dataclass(frozen=True)
