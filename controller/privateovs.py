@@ -124,12 +124,14 @@ class PrivateOvs:
     """
 
     def __init__(self, directory: str | os.PathLike[str] | None = None, *, dummy: bool = True,
-                 keep_dir: bool = False, timeout: float = 30.0, netns: str | None = None):
+                 keep_dir: bool = False, timeout: float = 30.0, netns: str | None = None,
+                 stop_at_exit: bool = True):
         """`netns`: run both daemons inside this network namespace (an emulated node), so
         that the devices vswitchd creates (tun0, internal ports) live there.  The tools still
         reach them from anywhere through the unix sockets in `directory`."""
         self._requested_dir = Path(directory) if directory is not None else None
         self.netns = netns
+        self.stop_at_exit = stop_at_exit  # False: the daemons outlive this process (cluster)
         self.dummy = dummy
         self.keep_dir = keep_dir
         self.timeout = timeout
@@ -199,7 +201,8 @@ class PrivateOvs:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._preexisting = set(os.listdir(self.dir))
         self._started = True
-        atexit.register(self.stop)
+        if self.stop_at_exit:
+            atexit.register(self.stop)
         try:
             self._run([self._bins["ovsdb-tool"], "create", self._p("conf.db"), str(SCHEMA)])
             self._start_daemon("ovsdb-server", [

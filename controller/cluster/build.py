@@ -161,6 +161,18 @@ class ClusterBuilder:
         sh("ethtool", "-K", peer, "tx", "off", netns=self.ns("u"))
         sh("ip", "link", "set", inside, "up", netns=netns)
 
+    @staticmethod
+    def _ovs_only(netns: str, ifname: str) -> None:
+        """Keep the node's kernel off a port that belongs to a userspace-datapath bridge.
+
+        With the kernel datapath a port attached to OVS never feeds the host's IP stack; with
+        the userspace one it still does: the kernel would answer a pod's ARP for the gateway
+        with the veth's own MAC and then route the pod's packets itself, past br0 (a pod's
+        first connection then left masqueraded with the node IP instead of its egress IP)."""
+        sh("ip", "link", "set", ifname, "arp", "off", netns=netns)
+        sh("sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1", netns=netns)
+        sh("iptables", "-t", "raw", "-A", "PREROUTING", "-i", ifname, "-j", "DROP", netns=netns)
+
     def _host(self, suffix: str, ip: IPv4Address, what: str) -> None:
         netns = self.ns(suffix)
         self.ledger.netns(netns)
@@ -176,11 +188,13 @@ class ClusterBuilder:
         netns = info["netns"]
         self.ledger.netns(netns)
         self._uplink(netns, info["uplink_peer"], "uplink0")
+        self._ovs_only(netns, "uplink0")
         sh("sysctl", "-qw", "net.ipv4.ip_forward=1", netns=netns)
         ovs_dir = self.dir / "ovs" / netns
         self.ledger.process(ovs_dir / "ovs-vswitchd.pid", str(ovs_dir))
         self.ledger.process(ovs_dir / "ovsdb-server.pid", str(ovs_dir))
-        ovs = PrivateOvs(ovs_dir, dummy=False, netns=netns, keep_dir=True).start()
+        ovs = PrivateOvs(ovs_dir, dummy=False, netns=netns, keep_dir=True,
+                         stop_at_exit=False).start()  # the ledger owns the daemons
         self.ovs[host] = ovs
         info["ovs_dir"] = str(ovs_dir)
         mac = underlay_mac(hs.host_ip)
@@ -229,6 +243,7 @@ class ClusterBuilder:
         sh("ip", "link", "add", iface, "netns", node["netns"], "type", "veth", "peer", "name",
            "eth0", "netns", netns)
         sh("ip", "link", "set", iface, "mtu", str(self.mtu), "up", netns=node["netns"])
+        self._ovs_only(node["netns"], iface)
         for argv in (["ip", "link", "set", "eth0", "address", info["mac"], "mtu", str(self.mtu)],
                      ["ip", "addr", "add", f"{info['ip']}/{hs.subnet.prefixlen}", "dev", "eth0"],
                      ["ip", "link", "set", "eth0", "up"],
