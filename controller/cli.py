@@ -47,10 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--dns", choices=("system", "off"), default="system",
                         help="resolve EgressNetworkPolicy dnsNames (default) or not")
     _cluster_parsers(sub)
-    demo = sub.add_parser("demo", help="load every node's flows into a private OVS and "
-                                       "run the cluster's acceptance traces")
+    demo = sub.add_parser("demo", help="bring the example cluster up with real packets, run "
+                                       "its acceptance traces, traffic and experiments")
     demo.add_argument("path", nargs="?", default="examples/seed-cluster")
-    demo.add_argument("--keep", action="store_true", help="leave the private OVS running")
+    demo.add_argument("--keep", action="store_true",
+                      help="leave the emulated cluster up (then: osdn cluster status|exec|down)")
+    demo.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    demo.add_argument("--prefix", default="osdn", help="network namespace name prefix")
     return parser
 
 
@@ -169,7 +172,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from controller.demo import run_demo
-    return run_demo(args.path, keep=args.keep)
+    return run_demo(args.path, keep=args.keep, state_dir=args.state_dir, prefix=args.prefix)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

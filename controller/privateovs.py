@@ -497,9 +497,16 @@ class TraceResult:
 
     raw: str
     passes: list[TracePass]
+    bridge: str | None = None  # the traced bridge; others appear with userspace tunnels
 
     @property
     def steps(self) -> list[TraceStep]:
+        """Lookups in the traced bridge (a native tunnel continues into the underlay bridge,
+        whose lookups are in `all_steps`)."""
+        return [s for s in self.all_steps if self.bridge is None or s.bridge in ("", self.bridge)]
+
+    @property
+    def all_steps(self) -> list[TraceStep]:
         return [s for p in self.passes for s in p.steps]
 
     @property
@@ -526,8 +533,10 @@ class TraceResult:
         return not self.outputs
 
     def output_ports(self) -> list[int | None]:
-        """OpenFlow ports the packet really leaves on (datapath actions mapped back)."""
-        return [o.port for o in self.outputs]
+        """OpenFlow ports of the traced bridge the packet really leaves on (datapath actions
+        mapped back; a native tunnel counts as its tunnel port)."""
+        return [o.port for o in self.outputs
+                if self.bridge is None or o.bridge in (None, self.bridge)]
 
     def of_output_ports(self) -> list[int]:
         """Ports named by OpenFlow output actions (output:N, output:REG resolved by OVS)."""
@@ -652,6 +661,19 @@ def _parse_dp_actions(actions: str, dp_ports: dict[str, dict[int, int]],
                             sets[f"{name}.{k}"] = v
                     else:
                         sets[name] = body
+            elif act.startswith("tnl_push("):
+                # userspace (native) tunnelling: the packet leaves through the tunnel port
+                # with this header; the outputs after it carry the encapsulated packet
+                port = re.search(r"tnl_port\((\d+)\)", act)
+                pushed = {"src": re.search(r"ipv4\(src=([^,]+)", act),
+                          "dst": re.search(r"ipv4\(src=[^,]+,dst=([^,]+)", act),
+                          "tun_id": re.search(r"vni=(0x[0-9a-f]+)", act),
+                          "tp_dst": re.search(r"udp\(src=\d+,dst=(\d+)", act)}
+                tunnel = {k: m.group(1) for k, m in pushed.items() if m}
+                if port:
+                    of_port, br = lookup(int(port.group(1)))
+                    outputs.append(TraceOutput(of_port, int(port.group(1)), br, dict(tunnel),
+                                               dict(sets)))
             elif act.startswith("clone("):
                 walk(act[len("clone("):-1], tunnel, sets)
 
@@ -746,4 +768,4 @@ def parse_trace(raw: str, dp_ports: dict[str, dict[int, int]] | None = None,
                                 _parse_dp_actions(dp_actions, dp_ports, bridge)))
     if not passes[0].datapath_actions and not passes[0].steps:
         raise OvsError(f"unrecognised ofproto/trace output:\n{raw}")
-    return TraceResult(raw, passes)
+    return TraceResult(raw, passes, bridge)
