@@ -86,7 +86,7 @@ def find_ovs_binary(name: str) -> str:
     )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True while pid exists and is not a zombie (detached daemons are reaped lazily by init)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
@@ -96,7 +96,7 @@ def _pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _pid_is_ours(pid: int, marker: str) -> bool:
+def pid_is_ours(pid: int, marker: str) -> bool:
     """Guard against pid reuse: only signal a process whose command line names our directory."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -238,7 +238,7 @@ class PrivateOvs:
             pid = self._pids.pop(name, None)
             if pid is None:
                 continue
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 try:
                     self._run([self._bins["ovs-appctl"], "-t", ctl, "exit"]
                               + (["--cleanup"] if name == "ovs-vswitchd" else []), timeout=10)
@@ -259,12 +259,12 @@ class PrivateOvs:
     @staticmethod
     def _wait_gone(pid: int, marker: str) -> None:
         for sig, wait in ((None, 5.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            if sig is not None and _pid_alive(pid) and _pid_is_ours(pid, marker):
+            if sig is not None and pid_alive(pid) and pid_is_ours(pid, marker):
                 os.kill(pid, sig)
             deadline = time.monotonic() + wait
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return
         raise OvsError(f"process {pid} did not exit")
 

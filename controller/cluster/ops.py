@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from controller.cluster.state import Ledger, _alive, load_cluster
+from controller.cluster.state import Ledger, alive, load_cluster
 from controller.privateovs import PrivateOvs, TraceResult
 from topology.load import load_topology
 from topology.model import Topology
@@ -41,11 +41,11 @@ def status(state_dir: Path) -> str:
              f"{cluster['external_ip']}, controller {cluster['controller_target']}"]
     pid = _pid(state_dir / "controller.pid")
     if pid is not None:
-        lines.append(f"  controller pid {pid}: {'running' if _alive(pid) else 'NOT RUNNING'}")
+        lines.append(f"  controller pid {pid}: {'running' if alive(pid) else 'NOT RUNNING'}")
     for host, info in cluster["nodes"].items():
         ovs = node_ovs(cluster, host)
         daemons = [name for name in ("ovsdb-server", "ovs-vswitchd")
-                   if (p := _pid(Path(info["ovs_dir"]) / f"{name}.pid")) and _alive(p)]
+                   if (p := _pid(Path(info["ovs_dir"]) / f"{name}.pid")) and alive(p)]
         try:
             flows = f"{len(ovs.dump_flows('br0'))} flows on br0"
         except Exception as error:  # a dead vswitchd is what status must show

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.privateovs import _pid_alive as alive, _pid_is_ours as is_ours
+
 DEFAULT_DIR = Path(os.environ.get("OSDN_CLUSTER_DIR", "/run/osdn-cluster"))
 LEDGER = "ledger.jsonl"
 CLUSTER = "cluster.json"
@@ -26,30 +28,14 @@ class ClusterStateError(RuntimeError):
     pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def _cmdline_has(pid: int, marker: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return marker.encode() in cmdline.read()
-    except OSError:
-        return False
-
-
 def stop_pid(pid: int, marker: str, wait: float = 5.0) -> None:
     """Stop a process we started, recognised by `marker` in its command line (pid reuse)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        if not _alive(pid) or not _cmdline_has(pid, marker):
+        if not alive(pid) or not is_ours(pid, marker):
             return
         os.kill(pid, sig)
         deadline = time.monotonic() + wait
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
 
 

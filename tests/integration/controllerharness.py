@@ -98,8 +98,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
 # the controller process
 
 
-def _pid_alive(pid: int) -> bool:
-    return privateovs._pid_alive(pid)
+def pid_alive(pid: int) -> bool:
+    return privateovs.pid_alive(pid)
 
 
 class ControllerProcess:
@@ -274,7 +274,7 @@ class RestartableOvs(PrivateOvs):
 
     def kill_vswitchd(self, sig: int = signal.SIGKILL) -> None:
         pid = self._pids.pop("ovs-vswitchd")
-        if privateovs._pid_alive(pid) and privateovs._pid_is_ours(pid, str(self.dir)):
+        if privateovs.pid_alive(pid) and privateovs.pid_is_ours(pid, str(self.dir)):
             os.kill(pid, sig)
         self._wait_gone(pid, str(self.dir))
         Path(self._p("ovs-vswitchd.pid")).unlink(missing_ok=True)

@@ -45,7 +45,7 @@ PODS = {"veth92727375": 3, "vethd83c05d3": 4}
 
 
 def _alive(pid: int) -> bool:
-    return privateovs._pid_alive(pid)
+    return privateovs.pid_alive(pid)
 
 
 @pytest.fixture
