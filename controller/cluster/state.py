@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.privateovs import _pid_alive as alive, _pid_is_ours as is_ours
+from controller.privateovs import pid_alive as alive
+from controller.privateovs import pid_is_ours as is_ours
 
 DEFAULT_DIR = Path(os.environ.get("OSDN_CLUSTER_DIR", "/run/osdn-cluster"))
 LEDGER = "ledger.jsonl"
