@@ -20,6 +20,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
+from controller.cli import PLUGIN_NAMES
 from controller.compiler import Settings, compile_node
 from controller.config import ConfigError, ControllerSettings, load_settings, register_options
 from prometheus_client import REGISTRY
@@ -47,7 +48,8 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
         self.metrics = Metrics(REGISTRY)
         start_http_server(self.settings.metrics_port, self.settings.metrics_address, REGISTRY)
         self.resolver = self.settings.make_resolver()  # one, so its TTL cache lives on
-        self.watcher = TopologyWatcher(list(self.settings.topology))
+        plugin = PLUGIN_NAMES[self.settings.plugin] if self.settings.plugin else None
+        self.watcher = TopologyWatcher(list(self.settings.topology), plugin)
         self.topology: Topology | None = None
         self.sessions: dict[int, BridgeSession] = {}
         self.unserved: dict[int, Any] = {}  # connected bridges no HostSubnet claims (yet)

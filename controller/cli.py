@@ -103,7 +103,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             if topology is None:
                 return 1
             builder = ClusterBuilder(topology, args.paths, args.state_dir, args.prefix,
-                                     args.underlay, args.controller)
+                                     args.underlay, args.controller, plugin=args.plugin)
             try:
                 builder.up()
                 counts = builder.wait_in_sync()

@@ -80,6 +80,7 @@ class ControllerSettings:
     watch: bool = True
     watch_interval: float = 1.0  # seconds between polls of the topology files
     dns: str = "system"  # "system" or "off"
+    plugin: str | None = None  # subnet|multitenant|networkpolicy overrides pluginName
 
     def make_resolver(self) -> Resolver:
         """A fresh resolver for `dns`.  `DnsResolver` caches answers until their TTL, so
@@ -184,6 +185,9 @@ OPTIONS: tuple[_Option, ...] = (
             "Seconds between checks of the topology files for changes (> 0)."),
     _Option("dns", "system", _one_of("system", "off"),
             "Resolve EgressNetworkPolicy dnsNames with the system's DNS (system) or not (off)."),
+    _Option("plugin", None, _one_of("subnet", "multitenant", "networkpolicy"),
+            "Override the ClusterNetwork's pluginName (subnet, multitenant, networkpolicy); "
+            "unset: as the topology says."),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 

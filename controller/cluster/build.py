@@ -108,8 +108,12 @@ def make_plan(topology: Topology, prefix: str, underlay: IPv4Network | None,
 class ClusterBuilder:
     def __init__(self, topology: Topology, topology_paths: Sequence[str], state_dir: Path,
                  prefix: str = "osdn", underlay: IPv4Network | None = None,
-                 controller: str | None = None, log: Any = print) -> None:
+                 controller: str | None = None, log: Any = print,
+                 plugin: str | None = None) -> None:
+        """`plugin` (subnet|multitenant|networkpolicy) overrides pluginName, as `--plugin`
+        did for `topology`; the controller started here is told the same."""
         self.topology = topology
+        self.plugin = plugin
         self.paths = [str(Path(p).resolve()) for p in topology_paths]
         self.dir = state_dir
         self.ledger = Ledger(state_dir)
@@ -240,6 +244,10 @@ class ClusterBuilder:
         assert hs is not None
         netns, iface = info["netns"], info["interface"]
         self.ledger.netns(netns)
+        # openshift-sdn pods are IPv4-only; IPv6 router solicitations would only add noise
+        # to table 20's drop counters
+        sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", netns=netns)
+        sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", netns=netns)
         sh("ip", "link", "add", iface, "netns", node["netns"], "type", "veth", "peer", "name",
            "eth0", "netns", netns)
         sh("ip", "link", "set", iface, "mtu", str(self.mtu), "up", netns=node["netns"])
@@ -259,7 +267,8 @@ class ClusterBuilder:
     def _start_controller(self) -> None:
         conf = self.dir / "controller.conf"
         conf.write_text("[osdn]\ntopology = " + ", ".join(self.paths)
-                        + "\ndns = off\nwatch_interval = 0.5\n")
+                        + "\ndns = off\nwatch_interval = 0.5\n"
+                        + (f"plugin = {self.plugin}\n" if self.plugin else ""))
         pidfile = self.dir / "controller.pid"
         marker = str(conf)
         self.ledger.process(pidfile, marker)
