@@ -335,8 +335,9 @@ def endpoints(topology: Topology, svc: Service, port: ServicePort,
     for pod in sorted(_selected(topology, svc), key=lambda pod: pod.ip):
         target = port.port if port.target_port is None else port.target_port
         if isinstance(target, str):
-            resolved = named_port(pod, port.protocol, target) if named_port else None
-            if resolved is None and named_port is not None:
+            resolver = named_port or (lambda p, protocol, name: p.named_port(name, protocol))
+            resolved = resolver(pod, port.protocol, target)
+            if resolved is None and (named_port is not None or pod.container_ports):
                 continue  # the endpoints controller leaves a pod without that port out
             if resolved is None:
                 if not warned and warnings is not None:

@@ -66,6 +66,7 @@ from topology.model import (
     VXLAN_OFPORT,
     ClusterNetwork,
     ClusterNetworkEntry,
+    ContainerPort,
     EgressNetworkPolicy,
     EgressRule,
     HostSubnet,
@@ -873,9 +874,20 @@ def _parse_pod(obj: _Fields, meta: _Meta) -> Pod | _Skipped | None:
     ofport = meta.annotation(ANNOTATION_OFPORT, _ofport_text)
     if node is None or ip is None:
         return None
-    return Pod(
-        meta.namespace, meta.name, meta.uid, node, ip, meta.labels, interface, ofport, meta.origin
-    )
+    ports = tuple(_present(_container_port(port) for container in spec.mappings("containers")
+                           for port in container.mappings("ports")))
+    return Pod(meta.namespace, meta.name, meta.uid, node, ip, meta.labels, interface, ofport,
+               meta.origin, ports)
+
+
+def _container_port(port: _Fields) -> ContainerPort | None:
+    """A named container port (unnamed ones cannot be a Service's targetPort)."""
+    number = port.integer("containerPort", required=True, check=_PORT_RANGE)
+    protocol = _protocol(port)
+    name = port.string("name")
+    if number is None or protocol is None or not name:
+        return None
+    return ContainerPort(name, number, protocol)
 
 
 def _parse_service(obj: _Fields, meta: _Meta) -> Service | None:

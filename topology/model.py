@@ -129,6 +129,15 @@ class Namespace:
 
 
 @dataclass(frozen=True)
+class ContainerPort:
+    """spec.containers[].ports[]: what a Service's named targetPort resolves to."""
+
+    name: str
+    port: int
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True)
 class Pod:
     namespace: str
     name: str
@@ -139,6 +148,11 @@ class Pod:
     interface: str | None = None
     ofport: int | None = None
     origin: Origin | None = field(default=None, compare=False)
+    container_ports: tuple[ContainerPort, ...] = ()
+
+    def named_port(self, name: str, protocol: str) -> int | None:
+        return next((p.port for p in self.container_ports
+                     if p.name == name and p.protocol == protocol), None)
 
     @property
     def mac(self) -> str:

@@ -454,16 +454,20 @@ def test_loader_rejects_bad_target_ports(tmp_path: Path, value: str) -> None:
     assert "spec.ports[0].targetPort" in str(error.value)
 
 
-def test_rich_cluster_named_target_ports_fall_back() -> None:
+def test_named_target_port_without_container_ports_falls_back_with_a_warning() -> None:
+    svc = Service("default", "named", "uid-named", IPv4Address("172.30.0.30"),
+                  (ServicePort("TCP", 80, "http", "http"),), (("app", "tomcat"),))
+    plan = plan_host(seed(services=(svc,)), "node1", uplink="eth0")
+    assert list(plan.warnings) == ["Service/default/named: named targetPort 'http' cannot be "
+                                   "resolved (no container ports); using port 80"]
+    assert "--to-destination 10.131.0.4:80" in plan.iptables_restore
+
+
+def test_named_target_ports_resolve_through_container_ports() -> None:
+    """frontend/web's targetPort 'http' is the pods' containerPort 8080, not port 80."""
     topology = load_topology([RICH])
-    web = next(s for s in topology.services if s.name == "web")
-    assert [p.target_port for p in web.ports] == ["http", "https"]
-    plan = plan_host(topology, topology.host_subnets[0].host, uplink="eth0")
-    assert sorted(plan.warnings) == [
-        "Service/frontend/web: named targetPort 'http' cannot be resolved (no container ports); "
-        "using port 80",
-        "Service/frontend/web: named targetPort 'https' cannot be resolved (no container "
-        "ports); using port 443",
-        "Service/shared/docs: named targetPort 'http' cannot be resolved (no container ports); "
-        "using port 80",
-    ]
+    plan = plan_host(topology, "node-a", uplink="br-phy")
+    web = [line for line in plan.iptables_restore.splitlines()
+           if "frontend/web:http " in line and "DNAT" in line]
+    assert web and all(line.endswith(":8080") for line in web), web
+    assert not plan.warnings

@@ -348,3 +348,12 @@ def test_warnings_for_what_3_11_accepts_but_will_not_use(tmp_path: Path) -> None
         "of that VNID",
         'namespace "default" is global (VNID 0); 3.11 ignores its EgressNetworkPolicy',
     )
+
+
+def test_named_container_ports_are_read(tmp_path) -> None:
+    from topology.load import load_topology
+    from topology.model import ContainerPort
+    topology = load_topology([Path(__file__).resolve().parents[2] / "examples" / "rich-cluster"])
+    web = next(p for p in topology.pods if p.key.startswith("frontend/web-"))
+    assert ContainerPort("http", 8080, "TCP") in web.container_ports
+    assert web.named_port("http", "TCP") == 8080 and web.named_port("http", "UDP") is None
