@@ -72,6 +72,18 @@ class Plan:
                 "pods": self.pods}
 
 
+def apply_node_host_side(topology: Topology, host: str, netns: str, uplink_prefix: int) -> None:
+    """tun0, routes and iptables of an emulated node, as `controller.hostside` plans them.
+    The userspace datapath's pkt_mark never reaches iptables: egress SNAT by pod source."""
+    from controller.hostside import apply_host, plan_host
+    plan = plan_host(topology, host, uplink="br-phy", uplink_prefix=uplink_prefix,
+                     egress_by_mark=False)
+    apply_host(plan, lambda argv: sh(*argv, netns=netns),
+               iptables_restore=lambda text: sh("iptables-restore", "--noflush", netns=netns,
+                                                input=text),
+               iptables_save=lambda: sh("iptables-save", netns=netns))
+
+
 def make_plan(topology: Topology, prefix: str, underlay: IPv4Network | None,
               controller: str | None) -> Plan:
     first = topology.host_subnets[0].host_ip
@@ -144,7 +156,9 @@ class ClusterBuilder:
         self._seed_tunnel_neighbours()
         for key in self.plan.pods:
             self._pod(key)
-        save_cluster(self.dir, {**self.plan.to_json(), "topology": self.paths})
+        save_cluster(self.dir, {**self.plan.to_json(), "topology": self.paths,
+                                "plugin": self.plugin})
+        self._start_agent()
         if self.plan.controller_ip is not None:
             self._start_controller()
         for host in self.plan.nodes:
@@ -221,13 +235,8 @@ class ClusterBuilder:
         self._host_side(host)
 
     def _host_side(self, host: str) -> None:
-        from controller.hostside import apply_host, plan_host
-        netns = self.plan.nodes[host]["netns"]
-        plan = plan_host(self.topology, host, uplink="br-phy",
-                         uplink_prefix=self.plan.underlay.prefixlen, egress_by_mark=False)
-        apply_host(plan, lambda argv: sh(*argv, netns=netns),
-                   iptables_restore=lambda text: sh("iptables-restore", "--noflush",
-                                                    netns=netns, input=text))
+        apply_node_host_side(self.topology, host, self.plan.nodes[host]["netns"],
+                             self.plan.underlay.prefixlen)
 
     def _seed_tunnel_neighbours(self) -> None:
         """Userspace tunnels ARP for a remote VTEP and drop meanwhile: pre-seed them."""
@@ -264,22 +273,28 @@ class ClusterBuilder:
         self.ovs[info["node"]].vsctl("add-port", "br0", iface, "--", "set", "interface", iface,
                                      f"ofport_request={info['ofport']}")
 
+    def _start(self, name: str, argv: list[str]) -> None:
+        """A background process of the cluster, recorded (by pidfile) before it starts."""
+        pidfile = self.dir / f"{name}.pid"
+        self.ledger.process(pidfile, str(self.dir))
+        with (self.dir / f"{name}.log").open("w") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        pidfile.write_text(str(proc.pid))
+
+    def _start_agent(self) -> None:
+        self._start("agent", [sys.executable, "-m", "controller.cluster.agent", str(self.dir)])
+
     def _start_controller(self) -> None:
         conf = self.dir / "controller.conf"
         conf.write_text("[osdn]\ntopology = " + ", ".join(self.paths)
                         + "\ndns = off\nwatch_interval = 0.5\n"
                         + (f"plugin = {self.plugin}\n" if self.plugin else ""))
-        pidfile = self.dir / "controller.pid"
-        marker = str(conf)
-        self.ledger.process(pidfile, marker)
         manager = str(Path(sys.executable).with_name("osken-manager"))
-        log = (self.dir / "controller.log").open("w")
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns("c"), manager, "--config-file",
-                                 marker, "--ofp-listen-host", str(self.plan.controller_ip),
-                                 "--ofp-tcp-listen-port", str(CONTROLLER_PORT),
-                                 "controller.app"], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        pidfile.write_text(str(proc.pid))
+        self._start("controller", ["ip", "netns", "exec", self.ns("c"), manager,
+                                   "--config-file", str(conf), "--ofp-listen-host",
+                                   str(self.plan.controller_ip), "--ofp-tcp-listen-port",
+                                   str(CONTROLLER_PORT), "controller.app"])
 
     def _connect(self, host: str) -> None:
         ovs = self.ovs[host]

@@ -39,9 +39,11 @@ def status(state_dir: Path) -> str:
     cluster = load_cluster(state_dir)
     lines = [f"cluster in {state_dir}: underlay {cluster['underlay']}, external host "
              f"{cluster['external_ip']}, controller {cluster['controller_target']}"]
-    pid = _pid(state_dir / "controller.pid")
-    if pid is not None:
-        lines.append(f"  controller pid {pid}: {'running' if alive(pid) else 'NOT RUNNING'}")
+    for name in ("controller", "agent"):
+        pid = _pid(state_dir / f"{name}.pid")
+        if pid is not None:
+            lines.append(f"  {name} pid {pid}: {'running' if alive(pid) else 'NOT RUNNING'} "
+                         f"(log {state_dir / (name + '.log')})")
     for host, info in cluster["nodes"].items():
         ovs = node_ovs(cluster, host)
         daemons = [name for name in ("ovsdb-server", "ovs-vswitchd")
