@@ -19,6 +19,7 @@ from controller.cluster import ops
 from controller.cluster.build import ClusterBuilder
 from controller.cluster.state import DEFAULT_DIR
 from controller.tracelab import check_case, describe_final, load_cases
+from controller.netns import in_netns
 
 RECEIVED = re.compile(r"Connection received on (\S+) ")
 
@@ -35,12 +36,12 @@ class Demo:
         return ops.netns_of(self.plan.to_json(), target)
 
     def run(self, target: str, *command: str, timeout: float = 10) -> str:
-        proc = subprocess.run(["ip", "netns", "exec", self.netns(target), *command],
+        proc = subprocess.run([*in_netns(self.netns(target)), *command],
                               capture_output=True, text=True, timeout=timeout)
         return proc.stdout + proc.stderr
 
     def spawn(self, target: str, *command: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(["ip", "netns", "exec", self.netns(target), *command],
+        return subprocess.Popen([*in_netns(self.netns(target)), *command],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
 
@@ -67,7 +68,7 @@ class Demo:
         `answer`: the source address the server saw, what it received, what came back."""
         listener = self.spawn(server, "sh", "-c", f"echo '{answer}' | nc -vn -l -p {port}")
         time.sleep(0.3)
-        reply = subprocess.run(["ip", "netns", "exec", self.netns(client), "nc", "-N", "-w", "3",
+        reply = subprocess.run([*in_netns(self.netns(client)), "nc", "-N", "-w", "3",
                                 ip, str(port)], input=message + "\n", capture_output=True,
                                text=True, timeout=10).stdout
         out = self.collect(listener)
@@ -141,7 +142,7 @@ class Demo:
         print("\n== the article's experiments")
         listener = self.spawn(web, "nc", "-l", "127.0.0.1", "7000")
         time.sleep(0.3)
-        subprocess.run(["ip", "netns", "exec", self.netns(web), "nc", "-N", "127.0.0.1",
+        subprocess.run([*in_netns(self.netns(web)), "nc", "-N", "127.0.0.1",
                         "7000"], input="over localhost\n", capture_output=True, text=True)
         got = self.collect(listener).strip()
         print(f"\ntwo processes in {web} talk over 127.0.0.1 (a pod is one network namespace):"
@@ -160,7 +161,7 @@ class Demo:
         node = pods[nginx]["node"]
         node_ip = self.plan.nodes[node]["host_ip"]
         dumps = [self.spawn(node, "tcpdump", "-n", "-l", "-c", "1", "-i", ifname,
-                            f"tcp dst port 9002 and tcp[tcpflags] & tcp-syn != 0")
+                            "tcp dst port 9002 and tcp[tcpflags] & tcp-syn != 0")
                  for ifname in ("tun0", "br-phy")]
         time.sleep(1.0)
         self.connect_and_see(nginx, "external", external, 9002)

@@ -19,7 +19,7 @@ Beside br0's flows, a 3.11 node programs its own kernel:
   endpoints.
 
 `plan_host` computes all of it from a `Topology` without any I/O; `apply_host` applies a plan
-through injected runners (the emulated cluster prefixes ``ip netns exec <ns>``; on a real
+through injected runners (the emulated cluster prefixes ``nsenter --net=/run/netns/<ns>``; on a real
 node they run the commands as they are).  Applying is idempotent: ``ip addr/route replace``,
 our chains declared in one ``iptables-restore --noflush`` input (so they are flushed and
 refilled, other chains untouched), and jumps from built-in chains inserted only when
@@ -519,7 +519,7 @@ class Runners(NamedTuple):
 
 def subprocess_runners(prefix: Sequence[str] = ()) -> Runners:
     """Runners executing the commands here, each preceded by `prefix` (for instance
-    ``["ip", "netns", "exec", name]``); `run` raises CalledProcessError on failure::
+    ``controller.netns.in_netns(name)``); `run` raises CalledProcessError on failure::
 
         r = subprocess_runners()
         apply_host(plan, r.run, iptables_restore=r.iptables_restore,

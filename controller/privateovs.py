@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
+from controller.netns import in_netns
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 _BINARIES = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl")
@@ -221,8 +222,8 @@ class PrivateOvs:
     def _start_daemon(self, name: str, args: list[str]) -> None:
         # --detach returns only once the daemon is ready (vswitchd: after its first db read).
         pidfile = self._p(f"{name}.pid")
-        in_netns = ["ip", "netns", "exec", self.netns] if self.netns else []
-        self._run([*in_netns, self._bins[name], *args, f"--pidfile={pidfile}",
+        prefix = in_netns(self.netns) if self.netns else []
+        self._run([*prefix, self._bins[name], *args, f"--pidfile={pidfile}",
                    f"--log-file={self._p(name + '.log')}", "--detach", "--no-chdir",
                    "-vconsole:off"])
         self._pids[name] = int(Path(pidfile).read_text().strip())

@@ -28,6 +28,7 @@ from typing import Any
 from controller.cluster.state import ClusterStateError, Ledger, save_cluster
 from controller.compiler import Settings, compile_node
 from controller.privateovs import PrivateOvs
+from controller.netns import in_netns
 from topology.model import Topology
 
 CONTROLLER_PORT = 6653
@@ -40,7 +41,7 @@ class BuildError(RuntimeError):
 def sh(*argv: str, netns: str | None = None, check: bool = True,
        input: str | None = None) -> str:
     """Run a command (inside `netns` if given); raise with its stderr on failure."""
-    full = (["ip", "netns", "exec", netns] if netns else []) + list(argv)
+    full = (in_netns(netns) if netns else []) + list(argv)
     proc = subprocess.run(full, capture_output=True, text=True, input=input)
     if check and proc.returncode != 0:
         raise BuildError(f"{' '.join(full)}: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -291,7 +292,7 @@ class ClusterBuilder:
                         + "\ndns = off\nwatch_interval = 0.5\n"
                         + (f"plugin = {self.plugin}\n" if self.plugin else ""))
         manager = str(Path(sys.executable).with_name("osken-manager"))
-        self._start("controller", ["ip", "netns", "exec", self.ns("c"), manager,
+        self._start("controller", [*in_netns(self.ns("c")), manager,
                                    "--config-file", str(conf), "--ofp-listen-host",
                                    str(self.plan.controller_ip), "--ofp-tcp-listen-port",
                                    str(CONTROLLER_PORT), "controller.app"])

@@ -8,6 +8,7 @@ from typing import Any
 
 from controller.cluster.state import Ledger, alive, load_cluster
 from controller.privateovs import PrivateOvs, TraceResult
+from controller.netns import in_netns
 from topology.load import load_topology
 from topology.model import Topology
 
@@ -74,7 +75,7 @@ def netns_of(cluster: dict[str, Any], target: str) -> str:
 
 def exec_in(state_dir: Path, target: str, command: list[str]) -> int:
     netns = netns_of(load_cluster(state_dir), target)
-    return subprocess.run(["ip", "netns", "exec", netns, *command]).returncode
+    return subprocess.run([*in_netns(netns), *command]).returncode
 
 
 def topology_of(cluster: dict[str, Any]) -> Topology:

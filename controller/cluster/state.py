@@ -19,6 +19,7 @@ from typing import Any
 
 from controller.privateovs import pid_alive as alive
 from controller.privateovs import pid_is_ours as is_ours
+from controller.netns import in_netns
 
 DEFAULT_DIR = Path(os.environ.get("OSDN_CLUSTER_DIR", "/run/osdn-cluster"))
 LEDGER = "ledger.jsonl"
@@ -63,7 +64,7 @@ class Ledger:
     def netns(self, name: str) -> None:
         self.record("netns", name=name)
         subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        subprocess.run([*in_netns(name), "ip", "link", "set", "lo", "up"], check=True)
 
     def process(self, pidfile: Path, marker: str) -> None:
         """Remember a daemon by pidfile (written by the daemon or by us)."""

@@ -44,6 +44,7 @@ from controller.cluster.build import ClusterBuilder
 from controller.cluster.state import Ledger
 from controller.compiler import Settings, compile_node
 from controller.privateovs import PrivateOvs
+from controller.netns import in_netns
 from tests.integration.clusterprobe import (
     Listeners, arp_request, run_probes, send_frames, udp_frame, vxlan_frame)
 from topology.load import load_topology
@@ -285,7 +286,7 @@ def seen_from_outside(cluster: Cluster, pods: list[Pod]) -> dict[str, str | None
     try:
         for i, pod in enumerate(pods):
             servers[pod.key] = subprocess.Popen(
-                ["ip", "netns", "exec", netns, "nc", "-vn", "-l", "-p", str(21000 + i)],
+                [*in_netns(netns), "nc", "-vn", "-l", "-p", str(21000 + i)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 text=True)
         for server in servers.values():

@@ -14,6 +14,7 @@ import yaml
 
 from controller.cluster import ops
 from controller.cluster.build import ClusterBuilder
+from controller.netns import in_netns
 from topology.load import load_topology
 
 pytestmark = pytest.mark.ovs
@@ -23,11 +24,11 @@ PUBLIC_POD = "kube-public/tomcat-nginx-6cf8c89cd7-6hhmf"
 
 def source_seen_by_external(builder: ClusterBuilder, port: int) -> str | None:
     netns = {key: info["netns"] for key, info in builder.plan.pods.items()}
-    listener = subprocess.Popen(["ip", "netns", "exec", f"{builder.plan.prefix}-x", "nc", "-vn",
+    listener = subprocess.Popen([*in_netns(f"{builder.plan.prefix}-x"), "nc", "-vn",
                                  "-l", "-p", str(port)], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(0.3)
-    subprocess.run(["ip", "netns", "exec", netns[PUBLIC_POD], "nc", "-N", "-w", "2",
+    subprocess.run([*in_netns(netns[PUBLIC_POD]), "nc", "-N", "-w", "2",
                     str(builder.plan.external_ip), str(port)], input="x\n",
                    capture_output=True, text=True, timeout=10)
     try:

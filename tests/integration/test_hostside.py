@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from controller.hostside import HostPlan, apply_host, plan_host, subprocess_runners
+from controller.netns import in_netns
 from topology.load import load_topology
 from topology.model import Topology
 
@@ -35,13 +36,13 @@ def netns() -> Iterator[str]:
     try:
         for dev in ("tun0", "uplink"):
             try:
-                _sh("ip", "-n", name, "link", "add", dev, "type", "dummy")
+                _sh(*in_netns(name), "ip", "link", "add", dev, "type", "dummy")
             except subprocess.CalledProcessError:
-                _sh("ip", "-n", name, "link", "add", dev, "type", "veth", "peer", "name",
+                _sh(*in_netns(name), "ip", "link", "add", dev, "type", "veth", "peer", "name",
                     f"{dev}-peer")
-                _sh("ip", "-n", name, "link", "set", f"{dev}-peer", "up")
-        _sh("ip", "-n", name, "addr", "add", f"{NODE_IP}/24", "dev", "uplink")
-        _sh("ip", "-n", name, "link", "set", "uplink", "up")
+                _sh(*in_netns(name), "ip", "link", "set", f"{dev}-peer", "up")
+        _sh(*in_netns(name), "ip", "addr", "add", f"{NODE_IP}/24", "dev", "uplink")
+        _sh(*in_netns(name), "ip", "link", "set", "uplink", "up")
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
@@ -53,14 +54,14 @@ def seed() -> Topology:
 
 
 def _apply(netns: str, plan: HostPlan) -> None:
-    runners = subprocess_runners(["ip", "netns", "exec", netns])
+    runners = subprocess_runners([*in_netns(netns)])
     apply_host(plan, runners.run, iptables_restore=runners.iptables_restore,
                iptables_save=runners.iptables_save)
 
 
 def _save(netns: str) -> list[str]:
     """iptables-save without its time-stamped comment lines."""
-    text = _sh("ip", "netns", "exec", netns, "iptables-save")
+    text = _sh(*in_netns(netns), "iptables-save")
     return [line for line in text.splitlines() if not line.startswith("#")]
 
 
@@ -136,31 +137,31 @@ def test_infra_host_side_is_applied_and_idempotent(netns: str, seed: Topology) -
     assert [r for r in rules if r.startswith("-A POSTROUTING")] == EXPECTED[14:16]
     assert ":OPENSHIFT-ADMIN-OUTPUT-RULES - [0:0]" in first
 
-    routes = _sh("ip", "-n", netns, "route", "show").splitlines()
+    routes = _sh(*in_netns(netns), "ip", "route", "show").splitlines()
     assert [r.strip() for r in routes] == [
         "10.128.0.0/14 dev tun0 scope link",  # no 10.129.0.0/23 route: 3.11 deletes it
         "172.30.0.0/16 dev tun0",
         f"192.168.108.0/24 dev uplink proto kernel scope link src {NODE_IP}",
     ]
-    tun0 = _sh("ip", "-n", netns, "-o", "-4", "addr", "show", "dev", "tun0")
+    tun0 = _sh(*in_netns(netns), "ip", "-o", "-4", "addr", "show", "dev", "tun0")
     assert "inet 10.129.0.1/23 " in tun0
-    assert "mtu 1450 " in _sh("ip", "-n", netns, "link", "show", "dev", "tun0")
-    uplink = _sh("ip", "-n", netns, "-o", "-4", "addr", "show", "dev", "uplink")
+    assert "mtu 1450 " in _sh(*in_netns(netns), "ip", "link", "show", "dev", "tun0")
+    uplink = _sh(*in_netns(netns), "ip", "-o", "-4", "addr", "show", "dev", "uplink")
     assert f"inet {NODE_IP}/24 " in uplink and "inet 192.168.108.200/24 " in uplink
-    forward = _sh("ip", "netns", "exec", netns, "sysctl", "-n", "net.ipv4.ip_forward")
+    forward = _sh(*in_netns(netns), "sysctl", "-n", "net.ipv4.ip_forward")
     assert forward.strip() == "1"
 
     _apply(netns, plan)  # twice: nothing changes
     assert _save(netns) == first
-    assert _sh("ip", "-n", netns, "route", "show").splitlines() == routes
-    assert _sh("ip", "-n", netns, "-o", "-4", "addr", "show", "dev", "uplink") == uplink
+    assert _sh(*in_netns(netns), "ip", "route", "show").splitlines() == routes
+    assert _sh(*in_netns(netns), "ip", "-o", "-4", "addr", "show", "dev", "uplink") == uplink
 
 
 def test_admin_rules_survive_and_plans_replace_each_other(netns: str, seed: Topology) -> None:
     _apply(netns, _plan(seed))
     admin = ["iptables", "-t", "filter", "-A", "OPENSHIFT-ADMIN-OUTPUT-RULES", "-d",
              "192.0.2.1/32", "-j", "DROP"]
-    _sh("ip", "netns", "exec", netns, *admin)
+    _sh(*in_netns(netns), *admin)
 
     # the userspace-datapath variant replaces the by-mark SNAT; nothing else moves
     _apply(netns, _plan(seed, by_mark=False))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from controller.privateovs import PrivateOvs, pid_alive
+from controller.netns import in_netns
 from tests.integration.controllerharness import (REPO, ControllerProcess, reference_flows,
                                                  wait_for_flows, wait_until)
 from topology.load import load_topology
@@ -30,6 +31,11 @@ NODE2 = "node2.ocp.cn"
 _counter = itertools.count()
 
 
+def mac_of(netns: "Netns", device: str) -> str:
+    """A device's MAC inside the namespace (from `ip`, not /sys: nsenter keeps our /sys)."""
+    return netns.run("ip", "-br", "link", "show", "dev", device).stdout.split()[2]
+
+
 class Netns:
     """A network namespace made by this test, removed afterwards."""
 
@@ -39,7 +45,7 @@ class Netns:
         self.run("ip", "link", "set", "lo", "up")
 
     def argv(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.name, *argv]
+        return [*in_netns(self.name), *argv]
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(self.argv(*argv), capture_output=True, text=True, timeout=60)
@@ -135,7 +141,7 @@ def test_controller_programs_br0_of_an_instance_it_started(netns: Netns, ovs_dir
     assert ovs.vsctl("get", "bridge", "br0", "fail_mode").strip() == "secure"
     assert ovs.vsctl("get", "bridge", "br0", "datapath_type").strip() == "netdev"
     assert ovs.ofctl("br0", "get-frags").strip() == "nx-match"
-    assert netns.run("cat", "/sys/class/net/tun0/address").stdout.strip() == hs.tun0_mac
+    assert mac_of(netns, "tun0") == hs.tun0_mac
     expected = reference_flows(SEED, NODE2, private_ovs, pods)
     with controller:
         wait_for_flows(ovs, "br0", expected, controller, timeout=60,
@@ -195,7 +201,7 @@ def test_uplink_moves_the_node_ip_to_br_phy(netns: Netns, ovs_dir: Path) -> None
     assert "NOARP" in netns.run("ip", "link", "show", "uplink0").stdout
     assert "-A PREROUTING -i uplink0 -j DROP" in netns.run("iptables", "-t", "raw",
                                                           "-S").stdout
-    assert netns.run("cat", "/sys/class/net/br-phy/address").stdout.strip() == \
+    assert mac_of(netns, "br-phy") == \
         "02:00:c0:00:02:0a"
     ovs = PrivateOvs.attach(ovs_dir)
     assert "uplink0" in ovs.vsctl("list-ports", "br-phy").split()
