@@ -3,13 +3,20 @@
 Keeps every connected br0 equal to `compile_node` for its HostSubnet.  Handlers only route
 events to a `BridgeSession`; reconciliation (dump, diff, one bundle) runs in a green thread
 per bridge, serialized by the session's lock.  Settings: `controller.config`.
+
+Speed: each bridge's flows come from a `NodeCompiler` (the same flows as `compile_node`, kept
+encoded, updated by owner), compiled at start for the configured `node`, so a bridge that
+connects only waits for its bundle; after a change only the flows whose keys changed are
+compared.  Flow-stats replies reach us unparsed (`use_raw_flow_stats`).  Each "in sync" line
+says how long it took from the switch's connection, the topology change being read, or the
+port change, to the bridge holding the flows.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
-from collections import Counter
 from typing import Any
 
 from os_ken import cfg
@@ -21,17 +28,21 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from controller.cli import PLUGIN_NAMES
-from controller.compiler import Settings, compile_node
+from controller.compiler import Settings, UnknownNode
+from controller.compiler.incremental import NodeCompiler
 from controller.config import ConfigError, ControllerSettings, load_settings, register_options
 from prometheus_client import REGISTRY
 
+from controller.cookies import CookieCollision
 from controller.metrics import Metrics, start_http_server
-from controller.reconcile import diff
-from controller.switch import BridgeSession, Disconnected, SwitchError, error_name
+from controller.reconcile import diff_encoded
+from controller.switch import BridgeSession, Disconnected, SwitchError, error_name, \
+    use_raw_flow_stats
 from controller.watch import TopologyWatcher
 from topology.model import HostSubnet, Topology
 
 log = logging.getLogger("osdn")
+_SINCE = {"connected": "connect", "topology": "change read", "port": "port event"}
 
 
 class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
@@ -45,6 +56,7 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
         except ConfigError as error:
             log.error("bad settings, not starting:\n%s", error)
             raise SystemExit(2) from error
+        use_raw_flow_stats()
         self.metrics = Metrics(REGISTRY)
         start_http_server(self.settings.metrics_port, self.settings.metrics_address, REGISTRY)
         self.resolver = self.settings.make_resolver()  # one, so its TTL cache lives on
@@ -53,7 +65,14 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
         self.topology: Topology | None = None
         self.sessions: dict[int, BridgeSession] = {}
         self.unserved: dict[int, Any] = {}  # connected bridges no HostSubnet claims (yet)
+        # one NodeCompiler per node served (or configured), kept across reconnects
+        self.compilers: dict[str, NodeCompiler] = {}
+        self._changed_at = 0.0  # when the current topology was read
         self._load_topology()
+        if self.settings.node and self.topology is not None \
+                and self.topology.host_subnet(self.settings.node) is not None:
+            self._precompile(self.settings.node)
+        gc.freeze()  # the topology and flows live on: keep them out of every collection
         if self.settings.watch:
             hub.spawn(self._watch_loop)
 
@@ -64,9 +83,11 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
 
     def _load_topology(self) -> bool:
         """Poll the files; True when a new valid topology replaced the old one."""
+        started = time.monotonic()
         result = self.watcher.poll()
         if result is None:
             return False
+        self._changed_at = time.monotonic()
         if result.topology is None:
             self.metrics.topology_rejected(len(result.issues))
             log.error("topology %s is invalid; keeping the last good one (%s):\n%s",
@@ -76,9 +97,10 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
             return False
         self.metrics.topology_loaded()
         self.topology = result.topology
-        log.info("topology loaded: %d nodes, %d pods, %d services (%s)",
-                 len(self.topology.host_subnets), len(self.topology.pods),
-                 len(self.topology.services), ", ".join(result.changed_files))
+        log.info("topology loaded: %d nodes, %d pods, %d services (%s); read and checked "
+                 "in %.4f s", len(self.topology.host_subnets), len(self.topology.pods),
+                 len(self.topology.services), ", ".join(result.changed_files),
+                 self._changed_at - started)
         for warning in self.topology.warnings:
             log.warning("%s", warning)
         return True
@@ -88,12 +110,55 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
             hub.sleep(self.settings.watch_interval)
             try:
                 if self._load_topology():
+                    changed_at = self._changed_at
                     for datapath in list(self.unserved.values()):
                         self._serve(datapath)
                     for session in list(self.sessions.values()):
-                        hub.spawn(self._reconcile, session, "topology changed")
+                        hub.spawn(self._reconcile, session, "topology changed", changed_at)
+                    hub.spawn(self._update_idle_compilers)
+                    gc.freeze()
             except Exception:  # keep watching whatever happened
                 log.exception("topology watch failed")
+
+    def _precompile(self, host: str) -> None:
+        """Compile `host`'s flows now (pod ports as annotated), so that its bridge, when it
+        connects, gets them without waiting for a compile."""
+        assert self.topology is not None
+        started = time.monotonic()
+        compiler = self.compilers.setdefault(host, NodeCompiler(host, self._compile_settings()))
+        try:
+            compiler.update(self.topology, compiler.ports)
+        except (UnknownNode, CookieCollision) as error:
+            log.error("%s: cannot compile: %s", host, error)
+            return
+        compiler.take_dirty()
+        log.info("%s: %d flows compiled in %.4f s", host, len(compiler.desired),
+                 time.monotonic() - started)
+
+    def _update_idle_compilers(self) -> None:
+        """Keep the compilers of nodes without a bridge (the configured node before its bridge
+        connects, nodes whose bridge went away) up to date, so that a connect is fast."""
+        busy = {id(s.compiler) for s in self.sessions.values()}
+        for host, compiler in list(self.compilers.items()):
+            if id(compiler) in busy or self.topology is None:
+                continue
+            if self.topology.host_subnet(host) is None:
+                del self.compilers[host]
+                continue
+            self._precompile(host)
+
+    def _compiler_for(self, session: BridgeSession) -> NodeCompiler:
+        if session.compiler is None:
+            compiler = self.compilers.get(session.host)
+            taken = compiler is not None and any(
+                other.compiler is compiler for other in self.sessions.values()
+                if other is not session)
+            if compiler is None or taken:  # two bridges for one node: each its own
+                compiler = NodeCompiler(session.host, self._compile_settings())
+                if not taken:
+                    self.compilers[session.host] = compiler
+            session.compiler = compiler
+        return session.compiler
 
     def _host_for(self, dpid: int) -> HostSubnet | None:
         if self.topology is None:
@@ -124,6 +189,7 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
             return
         self.unserved.pop(datapath.id, None)
         session = BridgeSession(datapath, host.host)
+        session.connected_at = time.monotonic()
         self.sessions[datapath.id] = session
         self.metrics.connected_bridges.set(len(self.sessions))
         self.metrics.add_node(host.host)
@@ -139,6 +205,9 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
         if session is not None and session.datapath is datapath:
             session.on_disconnect()
             del self.sessions[datapath.id]
+            if session.host != self.settings.node and all(
+                    other.host != session.host for other in self.sessions.values()):
+                self.compilers.pop(session.host, None)  # only the configured node's stays
             self.metrics.connected_bridges.set(len(self.sessions))
             self.metrics.forget_flows(session.host)
             log.info("%s (dpid 0x%016x) disconnected", session.host, datapath.id)
@@ -188,7 +257,7 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
             session.ports.pop(name, None)
         elif port.port_no <= ofp.OFPP_MAX:
             session.ports[name] = port.port_no
-        hub.spawn(self._reconcile, session, f"port {name} changed")
+        hub.spawn(self._reconcile, session, f"port {name} changed", time.monotonic())
 
     # ----------------------------------------------------------------- reconciliation
 
@@ -202,21 +271,34 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
                 return
             log.info("%s: %d ports, %d flows installed", session.host, len(session.ports),
                      len(installed))
-            self._apply(session, "connected")
+            session.full_diff = True
+            self._apply(session, "connected", session.connected_at)
 
-    def _reconcile(self, session: BridgeSession, reason: str) -> None:
+    def _reconcile(self, session: BridgeSession, reason: str, since: float) -> None:
         with session.lock:
             if session.alive:
-                self._apply(session, reason)
+                self._apply(session, reason, since)
 
-    def _apply(self, session: BridgeSession, reason: str) -> None:
-        """Make the bridge equal to the desired set: one bundle, or nothing if in sync."""
+    def _apply(self, session: BridgeSession, reason: str, since: float) -> None:
+        """Make the bridge equal to the desired set: one bundle, or nothing if in sync.
+        `since`: when what we react to happened (connect, topology read, port event)."""
         if self.topology is None or self.topology.host_subnet(session.host) is None:
             log.warning("%s: not in the current topology; flows left as they are", session.host)
             return
-        desired = compile_node(self.topology, session.host, self._compile_settings(),
-                               port_numbers=session.ports)
-        plan = diff(desired.flows, session.installed.values())
+        compiler = self._compiler_for(session)
+        started = time.monotonic()
+        try:
+            compiler.update(self.topology, session.ports)
+        except (UnknownNode, CookieCollision) as error:
+            session.full_diff = True
+            self.metrics.count_reconcile(session.host, "error")
+            log.error("%s (%s): cannot compile: %s", session.host, reason, error)
+            return
+        changed = compiler.take_dirty()
+        compiled = time.monotonic() - started
+        plan = diff_encoded(compiler.desired, session.installed,
+                            None if session.full_diff else changed)
+        session.full_diff = True  # until the plan is applied
         if plan.foreign:
             log.info("%s: removing %d flows outside our cookie space", session.host,
                      len(plan.foreign))
@@ -230,7 +312,8 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
             self.metrics.count_reconcile(session.host, "error")
             log.warning("%s (%s): %s", session.host, reason, error)
             return
-        self.metrics.set_flows(session.host, Counter(int(f.table) for f in desired.flows))
+        session.full_diff = False
+        self.metrics.set_flows(session.host, compiler.table_counts)
         if result is None:
             self.metrics.count_reconcile(session.host, "unchanged")
         else:
@@ -240,6 +323,9 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
                 self.metrics.count_flow_mods(session.host, op, count)
             self.metrics.count_reconcile(session.host, "ok")
         log.info("%s (dpid 0x%016x): in sync, %d flow-mods (%d add, %d modify, %d delete, "
-                 "%d foreign) after %s", session.host, session.dpid, plan.flow_mods,
+                 "%d foreign) after %s; %.4f s from %s to in sync (compile %.4f s, bundle "
+                 "%.4f s, %d flows)", session.host, session.dpid, plan.flow_mods,
                  len(plan.adds), len(plan.modifies), len(plan.deletes), len(plan.foreign),
-                 reason)
+                 reason, (time.monotonic() if result is None else result.finished) - since,
+                 _SINCE.get(reason.split()[0], "event"),
+                 compiled, 0.0 if result is None else result.seconds, len(compiler.desired))

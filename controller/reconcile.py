@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from controller.cookies import is_ours
 from controller.flow import Flow
-from controller.wire import InstalledFlow, encode
+from controller.wire import Encoded, InstalledFlow, Key, encode
 
 
 @dataclass
 class Plan:
-    adds: list[Flow] = field(default_factory=list)  # new keys
-    modifies: list[Flow] = field(default_factory=list)  # same key, other cookie or actions
+    # adds and modifies hold Flows (from `diff`) or Encoded flows (from `diff_encoded`)
+    adds: list[Any] = field(default_factory=list)  # new keys
+    modifies: list[Any] = field(default_factory=list)  # same key, other cookie or actions
     deletes: list[InstalledFlow] = field(default_factory=list)  # ours, no longer desired
     foreign: list[InstalledFlow] = field(default_factory=list)  # not in our cookie space
 
@@ -30,18 +32,47 @@ def diff(desired: Iterable[Flow], installed: Iterable[InstalledFlow],
     """What to send so that the bridge holds exactly `desired` (plus foreign flows, unless
     `remove_foreign`).  A changed flow is re-added: OFPFC_ADD replaces the flow with the same
     (table, priority, match) and, unlike MODIFY, also replaces its cookie."""
+    return diff_encoded({(e := encode(flow)).key: e for flow in desired},
+                        {flow.key: flow for flow in installed}, None, remove_foreign,
+                        as_flows=True)
+
+
+def diff_encoded(desired: Mapping[Key, Encoded], installed: Mapping[Key, InstalledFlow],
+                 keys: Iterable[Key] | None = None, remove_foreign: bool = True, *,
+                 as_flows: bool = False) -> Plan:
+    """`diff` over flows already encoded and keyed (what `NodeCompiler` keeps and what a
+    flow dump gives).  `keys`: only these keys can differ (the ones a `NodeCompiler` update
+    reported), so only they are compared; None compares everything.  `as_flows`: put Flows
+    rather than Encoded flows in `adds` and `modifies`."""
     plan = Plan()
-    have = {flow.key: flow for flow in installed}
-    for flow in desired:
-        encoded = encode(flow)
-        current = have.pop(encoded.key, None)
-        if current is None:
-            plan.adds.append(flow)
-        elif (current.cookie, current.instructions) != (encoded.cookie, encoded.instructions):
-            plan.modifies.append(flow)
-    for leftover in have.values():
+    adds, modifies, deletes, foreign = plan.adds, plan.modifies, plan.deletes, plan.foreign
+    if keys is None:
+        for key, wanted in desired.items():
+            current = installed.get(key)
+            if current is None:
+                adds.append(wanted)
+            elif current.cookie != wanted.cookie or current.instructions != wanted.instructions:
+                modifies.append(wanted)
+        leftovers: Iterable[InstalledFlow] = (flow for key, flow in installed.items()
+                                              if key not in desired)
+    else:
+        gone = []
+        for key in keys:
+            wanted, current = desired.get(key), installed.get(key)
+            if wanted is None:
+                if current is not None:
+                    gone.append(current)
+            elif current is None:
+                adds.append(wanted)
+            elif current.cookie != wanted.cookie or current.instructions != wanted.instructions:
+                modifies.append(wanted)
+        leftovers = gone
+    for leftover in leftovers:
         if is_ours(leftover.cookie):
-            plan.deletes.append(leftover)
+            deletes.append(leftover)
         elif remove_foreign:
-            plan.foreign.append(leftover)
+            foreign.append(leftover)
+    if as_flows:
+        plan.adds = [e.flow for e in adds]
+        plan.modifies = [e.flow for e in modifies]
     return plan

@@ -7,24 +7,57 @@ mapped by xid to the flow that caused them.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from controller.flow import Flow
 from controller.reconcile import Plan
 from controller.tables import Table
-from controller.wire import (HEADER, OFP_VERSION, InstalledFlow, Key, bundle_add,
+from controller.wire import (HEADER, OFP_VERSION, Encoded, InstalledFlow, Key, bundle_adds,
                              bundle_control, delete_strict, encode, flow_stats_request,
-                             parse_flow_stats)
+                             iter_flow_stats)
 
 log = logging.getLogger(__name__)
 REPLY_TIMEOUT = 60.0
-CHUNK = 64 * 1024
+BATCH = 512  # bundle-add messages per write (about 64 KiB of flow-mods)
+XID_FIRST, XID_LAST = 0x40000000, 0x7FFFFFFF  # ours; os-ken's own counter starts at 0
+
+
+def use_raw_flow_stats() -> None:
+    """Make os-ken hand OFPMP_FLOW replies over unparsed.
+
+    os-ken parses every entry of a flow-stats reply into OFPFlowStats objects (matches,
+    instructions, actions) before any handler runs: seconds for 50,000 flows, and we only
+    read the raw bytes (`controller.wire.iter_flow_stats`).  This swaps the reply class for
+    one whose body is a single opaque entry spanning the message; the class keeps os-ken's
+    name, so `EventOFPFlowStatsReply` is still what handlers receive.  Affects the whole
+    process (the osken-manager running this app); idempotent."""
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    current = parser.OFPMultipartReply._STATS_MSG_TYPES[ofp.OFPMP_FLOW]
+    if getattr(current, "raw_body", False):
+        return
+
+    class _OpaqueBody:
+        """The rest of the message as one 'entry' of `length` bytes, not parsed."""
+
+        __slots__ = ("length",)
+
+        def __init__(self, length: int) -> None:
+            self.length = length
+
+        @classmethod
+        def parser(cls, buf: Any, offset: int) -> "_OpaqueBody":
+            return cls(len(buf) - offset)
+
+    raw = type("OFPFlowStatsReply", (current,), {"cls_stats_body_cls": _OpaqueBody,
+                                                  "raw_body": True})
+    parser.OFPMultipartReply._STATS_MSG_TYPES[ofp.OFPMP_FLOW] = raw
 
 
 class SwitchError(RuntimeError):
@@ -62,6 +95,7 @@ class _Waiter:
 class ApplyResult:
     flow_mods: int
     seconds: float
+    finished: float = 0.0  # the clock when the commit was confirmed (the bridge has it all)
 
 
 class BridgeSession:
@@ -73,7 +107,10 @@ class BridgeSession:
         self.installed: dict[Key, InstalledFlow] = {}
         self.lock = hub.Semaphore(1)  # one reconcile at a time per bridge
         self.alive = True
-        self._xid = 0x40000000  # above os-ken's own counter, which starts at 0
+        self._xid = XID_FIRST  # above os-ken's own counter, which starts at 0
+        self.compiler: Any = None  # the NodeCompiler serving this bridge (set by the app)
+        self.full_diff = True  # compare every flow next time (else only the changed keys)
+        self.connected_at = 0.0  # time.monotonic() of the switch's features reply
         self._waiters: dict[int, _Waiter] = {}
         self._errors: dict[int, tuple[int, int]] = {}
         self._bundle_ids = 0
@@ -81,24 +118,20 @@ class BridgeSession:
     # ----------------------------------------------------------------- plumbing
 
     def next_xid(self) -> int:
-        self._xid = self._xid + 1 if self._xid < 0x7FFFFFFF else 0x40000000
+        self._xid = self._xid + 1 if self._xid < XID_LAST else XID_FIRST
         return self._xid
+
+    def reserve_xids(self, count: int) -> int:
+        """`count` consecutive xids (none wrapping around); the first one."""
+        if self._xid + count > XID_LAST:
+            self._xid = XID_FIRST - 1
+        first = self._xid + 1
+        self._xid += count
+        return first
 
     def _send(self, data: bytes) -> None:
         if not self.alive or not self.datapath.send(data):
             raise Disconnected(f"{self.host}: connection lost")
-
-    def _send_chunked(self, messages: Iterable[bytes]) -> None:
-        buffer: list[bytes] = []
-        size = 0
-        for message in messages:
-            buffer.append(message)
-            size += len(message)
-            if size >= CHUNK:
-                self._send(b"".join(buffer))
-                buffer, size = [], 0
-        if buffer:
-            self._send(b"".join(buffer))
 
     def _wait(self, xid: int) -> list[Any]:
         waiter = self._waiters[xid]
@@ -125,7 +158,7 @@ class BridgeSession:
 
     def on_error(self, xid: int, err_type: int, code: int) -> bool:
         """Record an error; True if it belongs to one of our requests."""
-        if xid < 0x40000000:
+        if xid < XID_FIRST:
             return False
         self._errors[xid] = (err_type, code)
         waiter = self._waiters.get(xid)
@@ -164,14 +197,23 @@ class BridgeSession:
         return ports
 
     def dump_flows(self) -> list[InstalledFlow]:
+        """Every flow of the bridge, read from raw flow-stats replies (`use_raw_flow_stats`);
+        also what `installed` is from now on."""
         xid = self.next_xid()
         self._expect(xid)
         self._send(flow_stats_request(xid))
-        flows: list[InstalledFlow] = []
-        for raw in self._wait(xid):
-            flows += parse_flow_stats(raw)[0]
-        self.installed = {flow.key: flow for flow in flows}
-        return flows
+        parts = self._wait(xid)
+        installed: dict[Key, InstalledFlow] = {}
+        enabled = gc.isenabled()
+        gc.disable()  # tens of thousands of tuples that all stay: no collections meanwhile
+        try:
+            for raw in parts:
+                installed.update(iter_flow_stats(raw))
+        finally:
+            if enabled:
+                gc.enable()
+        self.installed = installed
+        return list(installed.values())
 
     # ----------------------------------------------------------------- bundles
 
@@ -180,33 +222,49 @@ class BridgeSession:
 
         Deletes go first, then adds and modifies, the table-253 note last (a half-applied
         bridge never carries the version stamp).  On any error the bundle is discarded, the
-        bridge keeps its old flows and SwitchError names each rejected flow."""
+        bridge keeps its old flows and SwitchError names each rejected flow.  The bundle's
+        messages get consecutive xids, so an error's xid names its flow without a lookup
+        table; the flows' texts are only made for errors."""
         started = clock()
         self._bundle_ids += 1
         bundle = self._bundle_ids
-        blamed: dict[int, str] = {}
-        messages = []
-        for old in plan.deletes + plan.foreign:
-            xid = self.next_xid()
-            blamed[xid] = f"delete of table={old.table}, priority={old.priority}, " \
-                          f"cookie=0x{old.cookie:x}"
-            messages.append(bundle_add(bundle, delete_strict(old), xid))
-        changes = sorted(plan.adds + plan.modifies,
-                         key=lambda f: f.table is Table.VERSION_NOTE)
-        for flow in changes:
-            xid = self.next_xid()
-            blamed[xid] = f"{flow.to_ofctl()}  (owner {flow.owner})"
-            messages.append(bundle_add(bundle, encode(flow).flow_mod, xid))
+        removals = plan.deletes + plan.foreign
+        changes = plan.adds + plan.modifies
+        if changes and not isinstance(changes[0], Encoded):
+            changes = [encode(flow) for flow in changes]
+        note = [i for i, c in enumerate(changes) if c.key[0] == Table.VERSION_NOTE]
+        if note and note != [len(changes) - 1]:
+            changes = [c for c in changes if c.key[0] != Table.VERSION_NOTE] \
+                + [changes[i] for i in note]
+        first = self.reserve_xids(len(removals) + len(changes))
+
+        def blamed(xid: int) -> str:
+            index = xid - first
+            if 0 <= index < len(removals):
+                old = removals[index]
+                return (f"delete of table={old.table}, priority={old.priority}, "
+                        f"cookie=0x{old.cookie:x}")
+            if 0 <= index - len(removals) < len(changes):
+                flow = changes[index - len(removals)].flow
+                if flow is not None:
+                    return f"{flow.to_ofctl()}  (owner {flow.owner})"
+            return f"xid {xid}"
+
+        messages = [delete_strict(old) for old in removals] + [c.flow_mod for c in changes]
         self._errors.clear()
         open_xid = self.next_xid()
         self._send(bundle_control(bundle, ofp.ONF_BCT_OPEN_REQUEST, open_xid))
-        self._send_chunked(messages)
+        # in batches, each handed to the sender at once: the switch parses the first ones
+        # while we pack the next
+        for start in range(0, len(messages), BATCH):
+            self._send(bundle_adds(bundle, messages[start:start + BATCH], first + start))
+            hub.sleep(0)
         self.barrier()
         if self._errors:
             discard = self.next_xid()
             self._send(bundle_control(bundle, ofp.ONF_BCT_DISCARD_REQUEST, discard))
             self.barrier()
-            rejected = [f"{error_name(*err)}: {blamed.get(xid, f'xid {xid}')}"
+            rejected = [f"{error_name(*err)}: {blamed(xid)}"
                         for xid, err in sorted(self._errors.items())]
             raise SwitchError(f"{self.host}: switch rejected the bundle; discarded, "
                               f"old flows kept", rejected)
@@ -215,17 +273,20 @@ class BridgeSession:
         self.barrier()
         if self._errors:  # OVS checks some things (table limits) only at commit
             failed = self._errors.pop(commit, None)
-            rejected = [f"{error_name(*err)}: {blamed.get(xid, f'xid {xid}')}"
+            rejected = [f"{error_name(*err)}: {blamed(xid)}"
                         for xid, err in sorted(self._errors.items())]
             raise SwitchError(f"{self.host}: switch refused the bundle at commit"
                               f"{' (' + error_name(*failed) + ')' if failed else ''}; "
                               f"nothing applied, old flows kept", rejected)
-        self._remember(plan, changes)
-        return ApplyResult(plan.flow_mods, clock() - started)
+        finished = clock()
+        seconds = finished - started
+        self._remember(removals, changes)
+        return ApplyResult(plan.flow_mods, seconds, finished)
 
-    def _remember(self, plan: Plan, changes: list[Flow]) -> None:
-        for old in plan.deletes + plan.foreign:
-            self.installed.pop(old.key, None)
-        for flow in changes:
-            encoded = encode(flow)
-            self.installed[encoded.key] = InstalledFlow.from_encoded(encoded)
+    def _remember(self, removals: list[InstalledFlow], changes: list[Encoded]) -> None:
+        installed = self.installed
+        for old in removals:
+            installed.pop(old.key, None)
+        from_encoded = InstalledFlow.from_encoded
+        for encoded in changes:
+            installed[encoded.key] = from_encoded(encoded)

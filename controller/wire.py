@@ -14,8 +14,9 @@ So a flow's identity is (table, priority, sorted match TLVs) and its content is
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
@@ -30,6 +31,8 @@ ONF_EXPERIMENTER_ID = 0x4F4E4600
 BUNDLE_ADD = struct.Struct("!BBHIIIIxxH")  # header, experimenter, exp_type, id, pad, flags
 BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")  # header, experimenter, exp_type, id, type, flags
 MULTIPART_MORE = 1
+# a bundle-add header followed by the header of the message it carries
+_BUNDLE_ADD_INNER = struct.Struct("!BBHIIIIxxHBBHI")
 
 Key = tuple[int, int, tuple[bytes, ...]]
 
@@ -44,27 +47,37 @@ def match_tlvs(match: bytes) -> tuple[bytes, ...]:
     return tuple(sorted(tlvs))
 
 
-@dataclass(frozen=True)
-class Encoded:
+class Encoded(NamedTuple):
     """A flow's OFPFC_ADD message and the parts reconciliation compares."""
 
     flow_mod: bytes  # xid 0; patched per send
     key: Key
     instructions: bytes
     cookie: int
+    flow: Flow | None = None  # what it encodes (for messages about it)
 
 
-@lru_cache(maxsize=None)
-def encode(flow: Flow) -> Encoded:
-    raw = flow_mod_bytes(flow)
-    match_length = MATCH_HEADER.unpack_from(raw, 48)[1]
-    padded = (match_length + 7) // 8 * 8
+def encode_flow(flow: Flow, cookie: int | None = None) -> Encoded:
+    """`flow` encoded, uncached; `cookie` when the caller knows it already."""
+    raw = flow_mod_bytes(flow, 0, cookie)
+    match_length = (raw[50] << 8) | raw[51]
+    padded = (match_length + 7) & ~7
     key = (int(flow.table), flow.priority, match_tlvs(raw[52:48 + match_length]))
-    return Encoded(raw, key, raw[48 + padded:], flow.cookie)
+    return Encoded(raw, key, raw[48 + padded:], flow.cookie if cookie is None else cookie, flow)
 
 
-@dataclass(frozen=True)
-class InstalledFlow:
+def encode(flow: Flow) -> Encoded:
+    """`flow` encoded, cached.  Flows compare equal whatever their owner, so the cookie is part
+    of the cache key: an equal flow of another owner gets its own cookie."""
+    return _encode_cached(flow, flow.cookie)
+
+
+@lru_cache(maxsize=1 << 17)
+def _encode_cached(flow: Flow, cookie: int) -> Encoded:
+    return encode_flow(flow, cookie)
+
+
+class InstalledFlow(NamedTuple):
     """One entry of a flow-stats reply, kept as bytes."""
 
     table: int
@@ -127,15 +140,53 @@ def flow_stats_request(xid: int) -> bytes:
 
 def parse_flow_stats(message: bytes) -> tuple[list[InstalledFlow], bool]:
     """Entries of one OFPMP_FLOW reply message, and whether more parts follow."""
-    flags = struct.unpack_from("!H", message, 10)[0]
-    flows, offset = [], 16
-    while offset < len(message):
-        (length, table, duration_sec, _nsec, priority, _idle, _hard, _flags, cookie, _packets,
-         _bytes) = FLOW_STATS_FIXED.unpack_from(message, offset)
-        match_length = MATCH_HEADER.unpack_from(message, offset + 48)[1]
-        padded = (match_length + 7) // 8 * 8
-        flows.append(InstalledFlow(table, priority, cookie,
-                                   message[offset + 52:offset + 48 + match_length],
-                                   message[offset + 48 + padded:offset + length], duration_sec))
+    flows = [flow for _, flow in iter_flow_stats(message)]
+    return flows, bool(message[11] & MULTIPART_MORE)
+
+
+# ofp_flow_stats up to and including its match header: length, table, duration_sec,
+# priority, cookie, match type, match length (52 bytes)
+_FLOW_STATS_HEAD = struct.Struct("!HBxI4xH6x4xQ16xHH")
+
+
+def iter_flow_stats(message: bytes) -> list[tuple[Key, InstalledFlow]]:
+    """(key, flow) for each entry of one OFPMP_FLOW reply message: the read-back hot path
+    (tens of thousands of flows per dump), so one struct call and inline TLV sorting."""
+    out = []
+    unpack, size, offset = _FLOW_STATS_HEAD.unpack_from, len(message), 16
+    while offset < size:
+        length, table, duration, priority, cookie, _, match_length = unpack(message, offset)
+        match = message[offset + 52:offset + 48 + match_length]
+        tlvs, position, end = [], 0, match_length - 4
+        while position < end:
+            step = 4 + match[position + 3]
+            tlvs.append(match[position:position + step])
+            position += step
+        tlvs.sort()
+        flow = InstalledFlow(table, priority, cookie, match,
+                             message[offset + ((match_length + 55) & ~7):offset + length],
+                             duration)
+        out.append(((table, priority, tuple(tlvs)), flow))
         offset += length
-    return flows, bool(flags & MULTIPART_MORE)
+    return out
+
+
+def more_parts(message: bytes) -> bool:
+    """Whether a multipart reply says that more parts follow."""
+    return bool(message[11] & MULTIPART_MORE)
+
+
+def bundle_adds(bundle_id: int, messages: Sequence[bytes], first_xid: int,
+                flags: int = ofp.ONF_BF_ATOMIC) -> bytes:
+    """`bundle_add` of each message, with consecutive xids from `first_xid`, as one buffer."""
+    pack = _BUNDLE_ADD_INNER.pack
+    parts = []
+    xid = first_xid
+    for message in messages:
+        size = len(message)
+        parts.append(pack(OFP_VERSION, ofp.OFPT_EXPERIMENTER, BUNDLE_ADD.size + size, xid,
+                          ONF_EXPERIMENTER_ID, ofp.ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags,
+                          message[0], message[1], size, xid))
+        parts.append(memoryview(message)[8:])
+        xid += 1
+    return b"".join(parts)

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address, IPv4Network
 from controller.cookies import CookieRegistry, Owner
 from controller.flow import Action, Flow, Match
 from controller.tables import Table
-from topology.model import HostSubnet, Plugin, Pod, Topology
+from topology.model import HostSubnet, NetworkPolicy, Plugin, Pod, Topology
 
 Resolver = Callable[[str], Sequence[IPv4Address]]
 
@@ -38,10 +38,13 @@ class FlowSet:
     flows: dict[tuple[int, int, Match], Flow] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     cookies: CookieRegistry = field(default_factory=CookieRegistry)
+    _last_owner: Owner | None = field(default=None, repr=False, compare=False)
 
     def add(self, owner: Owner, table: Table, priority: int, match: Match,
             actions: Sequence[Action] = (), goto: Table | None = None) -> None:
-        self.cookies.register(owner)
+        if owner is not self._last_owner:  # an owner's flows come in a row: one SHA-256
+            self.cookies.register(owner)
+            self._last_owner = owner
         flow = Flow(table, priority, match, owner, tuple(actions), goto)
         known = self.flows.setdefault(flow.key, flow)
         if known == flow:
@@ -99,6 +102,25 @@ class NodeContext:
                 if port is not None:
                     pods.append((pod, port))
         return pods
+
+    @cached_property
+    def pods_by_namespace(self) -> dict[str, list[Pod]]:
+        """Every pod of the cluster (any node, port or not), by namespace, in topology order."""
+        by_namespace: dict[str, list[Pod]] = {}
+        for pod in self.topology.pods:
+            by_namespace.setdefault(pod.namespace, []).append(pod)
+        return by_namespace
+
+    @cached_property
+    def policies_by_namespace(self) -> dict[str, list[NetworkPolicy]]:
+        by_namespace: dict[str, list[NetworkPolicy]] = {}
+        for policy in self.topology.network_policies:
+            by_namespace.setdefault(policy.namespace, []).append(policy)
+        return by_namespace
+
+    @cached_property
+    def net_namespace_names(self) -> frozenset[str]:
+        return frozenset(nn.name for nn in self.topology.net_namespaces)
 
     def vnid(self, namespace: str) -> int:
         return self.topology.vnid_of(namespace)

@@ -26,7 +26,7 @@ def to_node(hs: HostSubnet) -> tuple[Action, ...]:
 def compile_host_subnets(ctx: NodeContext) -> None:
     for hs in ctx.remote_subnets:
         add_remote(ctx, hs)
-    _multicast_replication(ctx)
+    multicast_replication(ctx)
 
 
 def add_remote(ctx: NodeContext, hs: HostSubnet) -> None:
@@ -36,7 +36,7 @@ def add_remote(ctx: NodeContext, hs: HostSubnet) -> None:
     ctx.out.add(own, Table.IP_REMOTE, 100, Match(proto=Proto.IP, nw_dst=hs.subnet), to_node(hs))
 
 
-def _multicast_replication(ctx: NodeContext) -> None:
+def multicast_replication(ctx: NodeContext) -> None:
     """Table 111: head-end replication to every remote node (3.11 sorts the action text)."""
     remote_ips = sorted(str(hs.host_ip) for hs in ctx.remote_subnets)
     actions: list[Action] = [MoveRegToTunId(SRC_VNID)] if remote_ips else []

@@ -25,11 +25,17 @@ def enabled_vnids(ctx: NodeContext) -> list[int]:
 
 
 def compile_multicast(ctx: NodeContext) -> None:
-    for vnid in enabled_vnids(ctx):
+    enabled = enabled_vnids(ctx)
+    ports_by_vnid: dict[int, list[int]] = {vnid: [] for vnid in enabled}
+    for pod, port in ctx.local_pods:
+        ports_of_vnid = ports_by_vnid.get(ctx.vnid(pod.namespace))
+        if ports_of_vnid is not None:
+            ports_of_vnid.append(port)
+    for vnid in enabled:
         own = owner(vnid)
         ctx.out.add(own, Table.MULTICAST_OUT, DEFAULT_PRIORITY, Match(reg0=vnid),
                     goto=Table.MULTICAST_VXLAN)
-        ports = [port for pod, port in ctx.local_pods if ctx.vnid(pod.namespace) == vnid]
+        ports = ports_by_vnid[vnid]
         if ports:
             # 3.11 sorts the "output:N" strings, so 10 comes before 9
             outputs = tuple(Output(p) for p in sorted(ports, key=str))

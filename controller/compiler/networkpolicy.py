@@ -15,7 +15,7 @@ warning naming the policy and the reason.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from controller.compiler.context import NodeContext
@@ -56,14 +56,16 @@ def compile_network_policies(ctx: NodeContext) -> None:
 
 def _sync_namespace(ctx: NodeContext, namespace: str) -> None:
     vnid = ctx.vnid(namespace)
-    policies = [p for p in ctx.topology.network_policies if p.namespace == namespace]
+    policies = ctx.policies_by_namespace.get(namespace, [])
     all_selected = False
     selected: list[IPv4Address] = []
     for policy in sorted(policies, key=lambda p: p.name):
         parsed = _parse_or_deny(ctx, policy)
+        own, allow = policy_owner(policy), (OutputReg(OUT_PORT),)
         for match in parsed.matches:
-            ctx.out.add(policy_owner(policy), Table.INGRESS_POLICY, 150,
-                        replace(match, reg1=vnid), (OutputReg(OUT_PORT),))
+            # dataclasses.replace(match, reg1=vnid), without its per-field introspection
+            ctx.out.add(own, Table.INGRESS_POLICY, 150, Match(**{**match.__dict__, "reg1": vnid}),
+                        allow)
         if parsed.selected_ips is None:
             all_selected = True
         else:
@@ -73,7 +75,7 @@ def _sync_namespace(ctx: NodeContext, namespace: str) -> None:
     own = namespace_owner(namespace)
     for ip in selected:
         ctx.out.add(own, Table.INGRESS_POLICY, 100,
-                    Match(proto=Proto.IP, reg1=vnid, nw_dst=IPv4Network(ip)))
+                    Match(proto=Proto.IP, reg1=vnid, nw_dst=IPv4Network(int(ip))))
     ctx.out.add(own, Table.INGRESS_POLICY, 50, Match(reg1=vnid), (OutputReg(OUT_PORT),))
 
 
@@ -94,7 +96,7 @@ def parse_policy(ctx: NodeContext, policy: NetworkPolicy) -> ParsedPolicy:
         destinations: list[Match] = [Match()]
     else:
         selected = tuple(_pod_ips(ctx, policy.namespace, policy.pod_selector))
-        destinations = [Match(proto=Proto.IP, nw_dst=IPv4Network(ip)) for ip in selected]
+        destinations = [Match(proto=Proto.IP, nw_dst=IPv4Network(int(ip))) for ip in selected]
     matches: list[Match] = []
     for rule in policy.ingress:
         ports, peers = _port_matches(rule), _peer_matches(ctx, policy, rule)
@@ -133,7 +135,7 @@ def _one_peer(ctx: NodeContext, policy: NetworkPolicy, peer: PolicyPeer) -> list
     if peer.pod_selector is not None and peer.namespace_selector is None:
         if peer.pod_selector.is_empty:
             return [Match(reg0=own_vnid)]
-        return [Match(reg0=own_vnid, proto=Proto.IP, nw_src=IPv4Network(ip))
+        return [Match(reg0=own_vnid, proto=Proto.IP, nw_src=IPv4Network(int(ip)))
                 for ip in _pod_ips(ctx, policy.namespace, peer.pod_selector)]
     if peer.namespace_selector is not None and peer.pod_selector is None:
         if peer.namespace_selector.is_empty:
@@ -143,12 +145,12 @@ def _one_peer(ctx: NodeContext, policy: NetworkPolicy, peer: PolicyPeer) -> list
 
 
 def _pod_ips(ctx: NodeContext, namespace: str, selector: LabelSelector) -> list[IPv4Address]:
-    return [pod.ip for pod in ctx.topology.pods
-            if pod.namespace == namespace and selector.matches(pod.label_map)]
+    return [pod.ip for pod in ctx.pods_by_namespace.get(namespace, ())
+            if selector.matches(pod.label_map)]
 
 
 def _namespace_vnids(ctx: NodeContext, selector: LabelSelector) -> list[int]:
-    known = {nn.name for nn in ctx.topology.net_namespaces}
+    known = ctx.net_namespace_names
     return sorted({ctx.vnid(ns.name) for ns in ctx.topology.namespaces
                    if ns.name in known and selector.matches(ns.label_map)})
 
@@ -157,8 +159,7 @@ def _merge(*parts: Match) -> Match:
     """Combine match fragments as 3.11 concatenates its "ip, nw_dst=..., " strings."""
     fields: dict[str, object] = {}
     for part in parts:
-        for name in part.__dataclass_fields__:
-            value = getattr(part, name)
+        for name, value in part.__dict__.items():  # the dataclass fields, in their order
             if value is None or value is False:
                 continue
             if name == "proto" and fields.get("proto") in (Proto.TCP, Proto.UDP) \

@@ -32,7 +32,7 @@ def compile_services(ctx: NodeContext) -> None:
 
 def add_service(ctx: NodeContext, svc: Service) -> None:
     assert svc.cluster_ip is not None
-    own, ip = owner(svc), IPv4Network(svc.cluster_ip)
+    own, ip = owner(svc), IPv4Network(int(svc.cluster_ip))
     actions = (LoadReg(DST_VNID, ctx.vnid(svc.namespace)), LoadReg(OUT_PORT, TUN0_OFPORT))
     ctx.out.add(own, Table.SERVICE, 100, Match(proto=Proto.IP, nw_dst=ip, ip_frag_later=True),
                 actions, Table.INGRESS_POLICY)

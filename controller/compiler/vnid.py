@@ -30,5 +30,9 @@ def compile_vnid_rules(ctx: NodeContext) -> None:
     if ctx.plugin is not Plugin.MULTITENANT:
         return
     for vnid in sorted(vnids_in_use(ctx)):
-        ctx.out.add(owner(vnid), Table.INGRESS_POLICY, 100, Match(reg0=vnid, reg1=vnid),
-                    (OutputReg(OUT_PORT),))
+        add_vnid_rule(ctx, vnid)
+
+
+def add_vnid_rule(ctx: NodeContext, vnid: int) -> None:
+    ctx.out.add(owner(vnid), Table.INGRESS_POLICY, 100, Match(reg0=vnid, reg1=vnid),
+                (OutputReg(OUT_PORT),))
