@@ -324,6 +324,10 @@ class PluginBench:
         shared = {v for v, n in Counter(vnids.values()).items() if n > 1}
         local = {p.namespace for p in topology.pods if p.node == node and p.interface}
         candidates = sorted(ns for ns in local if vnids.get(ns) and vnids[ns] not in shared)
+        if len(candidates) < 2:
+            raise SystemExit("bench: the cluster is too small for the 'namespace joined' step "
+                             "(two namespaces of their own with pods on the node); raise "
+                             "--namespaces or --pods-per-node")
         joiner, target = candidates[0], candidates[1]
         path = self.cluster / "netnamespaces.yaml"
         document = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
