@@ -36,7 +36,7 @@ def require_tools() -> None:
     assert os.geteuid() == 0, "the Mininet sandbox needs root"
 
 
-def run(*args: str, timeout: float = 300, log_dir: Path | None = None
+def run(*args: str, timeout: float = 150, log_dir: Path | None = None
         ) -> tuple[subprocess.CompletedProcess[str], float]:
     require_tools()
     argv = [str(RUN), "--python", sys.executable]
