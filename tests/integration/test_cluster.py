@@ -47,8 +47,9 @@ from controller.privateovs import PrivateOvs
 from controller.netns import in_netns
 from tests.integration.clusterprobe import (
     Listeners, arp_request, run_probes, send_frames, udp_frame, vxlan_frame)
+from tests.integration.policy_oracle import policy_allows
 from topology.load import load_topology
-from topology.model import ANNOTATION_CHANGE_NETWORK, NetworkPolicy, Pod, Topology
+from topology.model import ANNOTATION_CHANGE_NETWORK, Pod, Topology
 
 pytestmark = pytest.mark.ovs
 RICH = Path(__file__).resolve().parents[2] / "examples" / "rich-cluster"
@@ -203,41 +204,6 @@ def multitenant_open(topology: Topology, src: Pod, dst: Pod) -> bool:
 
 def subnet_open(topology: Topology, src: Pod, dst: Pod) -> bool:
     return True
-
-
-# An independent reading of Kubernetes NetworkPolicy with 3.11's restrictions (ingress only; a
-# peer with both selectors or an ipBlock allows nothing; a policy with a named or missing port
-# or a protocol other than TCP/UDP makes its whole namespace deny-all). `port` None is ICMP:
-# only a rule without ports lets it through.
-
-def _unsupported(policy: NetworkPolicy) -> bool:
-    return any(not isinstance(pp.port, int) or pp.protocol not in ("TCP", "UDP")
-               for rule in policy.ingress for pp in rule.ports)
-
-
-def _peer_allows(topology: Topology, policy: NetworkPolicy, peer: Any, src: Pod) -> bool:
-    if peer.ip_block is not None or (peer.pod_selector is not None
-                                     and peer.namespace_selector is not None):
-        return False
-    if peer.pod_selector is not None:
-        return src.namespace == policy.namespace and peer.pod_selector.matches(src.label_map)
-    labels = next((ns.label_map for ns in topology.namespaces if ns.name == src.namespace), {})
-    return peer.namespace_selector is not None and peer.namespace_selector.matches(labels)
-
-
-def policy_allows(topology: Topology, src: Pod, dst: Pod, port: int | None) -> bool:
-    policies = [p for p in topology.network_policies
-                if p.namespace == dst.namespace and "Ingress" in p.policy_types]
-    if any(_unsupported(p) for p in policies):
-        return False
-    selecting = [p for p in policies if p.pod_selector.matches(dst.label_map)]
-    if not selecting:
-        return True
-    return any((not rule.ports or (port is not None and any(
-                    pp.port == port and pp.protocol == "TCP" for pp in rule.ports)))
-               and (not rule.peers or any(_peer_allows(topology, p, peer, src)
-                                          for peer in rule.peers))
-               for p in selecting for rule in p.ingress)
 
 
 # ------------------------------------------------------------------------------ probing

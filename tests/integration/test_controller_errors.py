@@ -17,16 +17,12 @@ from __future__ import annotations
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from controller.privateovs import PrivateOvs
 from tests.integration.controllerharness import (
     REPO,
-    ControllerProcess,
     add_pod_port,
     assert_durations_kept,
     attach_controller,
@@ -86,30 +82,6 @@ spec:
 """
 
 
-@pytest.fixture
-def ref_ovs(tmp_path: Path) -> Iterator[PrivateOvs]:
-    with PrivateOvs(tmp_path / "refovs") as ovs:
-        yield ovs
-
-
-@pytest.fixture
-def node_ovs(tmp_path: Path) -> Iterator[PrivateOvs]:
-    with PrivateOvs(tmp_path / "ovs-node2") as ovs:
-        yield ovs
-
-
-@pytest.fixture
-def make_controller(tmp_path: Path) -> Iterator[Callable[..., ControllerProcess]]:
-    made: list[ControllerProcess] = []
-
-    def make(config: dict[str, Any], **kwargs: Any) -> ControllerProcess:
-        ctl = ControllerProcess(config, tmp_path / "controller", **kwargs)
-        made.append(ctl)
-        return ctl
-
-    yield make
-    for ctl in made:
-        ctl.stop()
 
 
 def metric_samples(port: int, name: str) -> dict[str, float]:

@@ -26,7 +26,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,30 +114,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 # ------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture
-def ref_ovs(tmp_path: Path) -> Iterator[PrivateOvs]:
-    with PrivateOvs(tmp_path / "refovs") as ovs:
-        yield ovs
-
-
-@pytest.fixture
-def node_ovs(tmp_path: Path) -> Iterator[PrivateOvs]:
-    with PrivateOvs(tmp_path / "ovs-node2") as ovs:
-        yield ovs
-
-
-@pytest.fixture
-def make_controller(tmp_path: Path) -> Iterator[Callable[..., ControllerProcess]]:
-    made: list[ControllerProcess] = []
-
-    def make(config: dict[str, Any], **kwargs: Any) -> ControllerProcess:
-        ctl = ControllerProcess(config, tmp_path / "controller", **kwargs)
-        made.append(ctl)
-        return ctl
-
-    yield make
-    for ctl in made:
-        ctl.stop()
 
 
 def tls_controller(make: Callable[..., ControllerProcess], pki: Pki,

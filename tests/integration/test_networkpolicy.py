@@ -1,11 +1,5 @@
 """ovs-networkpolicy on real OVS: every pod pair of the rich cluster, on two ports, against
-an independent reading of Kubernetes NetworkPolicy with 3.11's restrictions.
-
-The oracle below is written from the Kubernetes API semantics (a pod selected by some
-policy accepts only what one of those policies allows; no policy = open), narrowed by 3.11:
-ingress only, a peer with both pod and namespace selectors or an ipBlock allows nothing, and
-a policy using a named port denies its whole namespace.
-"""
+an independent reading of Kubernetes NetworkPolicy with 3.11's restrictions (policy_oracle)."""
 
 from __future__ import annotations
 
@@ -17,40 +11,12 @@ import pytest
 from controller.compiler import Settings
 from controller.privateovs import PrivateOvs
 from controller.tracelab import build_lab, send_from_pod
+from tests.integration.policy_oracle import policy_allows
 from topology.load import load_topology
-from topology.model import NetworkPolicy, Plugin, Pod, Topology
+from topology.model import Plugin
 
 pytestmark = pytest.mark.ovs
 RICH = Path(__file__).resolve().parents[2] / "examples" / "rich-cluster"
-
-
-def unsupported(policy: NetworkPolicy) -> bool:
-    return any(not isinstance(port.port, int) or port.protocol not in ("TCP", "UDP")
-               for rule in policy.ingress for port in rule.ports)
-
-
-def peer_allows(topology: Topology, policy: NetworkPolicy, peer, src: Pod) -> bool:
-    if peer.ip_block is not None or (peer.pod_selector and peer.namespace_selector):
-        return False
-    if peer.pod_selector is not None:
-        return src.namespace == policy.namespace and peer.pod_selector.matches(src.label_map)
-    labels = next((ns.label_map for ns in topology.namespaces if ns.name == src.namespace), {})
-    return peer.namespace_selector is not None and peer.namespace_selector.matches(labels)
-
-
-def allowed(topology: Topology, src: Pod, dst: Pod, port: int) -> bool:
-    policies = [p for p in topology.network_policies
-                if p.namespace == dst.namespace and "Ingress" in p.policy_types]
-    if any(unsupported(p) for p in policies):
-        return False
-    selecting = [p for p in policies if p.pod_selector.matches(dst.label_map)]
-    if not selecting:
-        return True
-    return any((not rule.ports or any(pp.port == port and pp.protocol == "TCP"
-                                      for pp in rule.ports))
-               and (not rule.peers or any(peer_allows(topology, p, peer, src)
-                                          for peer in rule.peers))
-               for p in selecting for rule in p.ingress)
 
 
 def test_policy_matrix(private_ovs: PrivateOvs) -> None:
@@ -60,7 +26,7 @@ def test_policy_matrix(private_ovs: PrivateOvs) -> None:
         pods = [p for p in topology.pods if p.ofport is not None]
         wrong, outcomes = [], set()
         for (src, dst), port in itertools.product(itertools.permutations(pods, 2), (8080, 5432)):
-            expected = allowed(topology, src, dst, port)
+            expected = policy_allows(topology, src, dst, port)
             delivery = send_from_pod(lab, src, str(dst.ip), dst_port=port)
             outcomes.add(expected)
             ok = delivery.delivered_to == dst.ofport if expected else (

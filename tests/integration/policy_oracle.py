@@ -1,0 +1,45 @@
+"""An independent reading of Kubernetes NetworkPolicy with openshift-sdn 3.11's restrictions,
+for the real-OVS and real-packet matrices: written from the API's semantics, not from the
+compiler.
+
+A pod selected by some ingress policy of its namespace accepts only what one of those policies
+allows; a pod no policy selects accepts everything.  3.11 narrows it: ingress only; a peer with
+both a pod and a namespace selector, or an ipBlock, allows nothing; a policy with a named or
+missing port, or a protocol other than TCP/UDP, makes its whole namespace deny-all.
+"""
+
+from __future__ import annotations
+
+from topology.model import NetworkPolicy, Pod, PolicyPeer, Topology
+
+
+def unsupported(policy: NetworkPolicy) -> bool:
+    return any(not isinstance(pp.port, int) or pp.protocol not in ("TCP", "UDP")
+               for rule in policy.ingress for pp in rule.ports)
+
+
+def peer_allows(topology: Topology, policy: NetworkPolicy, peer: PolicyPeer, src: Pod) -> bool:
+    if peer.ip_block is not None or (peer.pod_selector is not None
+                                     and peer.namespace_selector is not None):
+        return False
+    if peer.pod_selector is not None:
+        return src.namespace == policy.namespace and peer.pod_selector.matches(src.label_map)
+    labels = next((ns.label_map for ns in topology.namespaces if ns.name == src.namespace), {})
+    return peer.namespace_selector is not None and peer.namespace_selector.matches(labels)
+
+
+def policy_allows(topology: Topology, src: Pod, dst: Pod, port: int | None) -> bool:
+    """May `src` open a TCP connection to `dst` on `port`?  `port` None stands for ICMP:
+    only a rule without ports lets it through."""
+    policies = [p for p in topology.network_policies
+                if p.namespace == dst.namespace and "Ingress" in p.policy_types]
+    if any(unsupported(p) for p in policies):
+        return False
+    selecting = [p for p in policies if p.pod_selector.matches(dst.label_map)]
+    if not selecting:
+        return True
+    return any((not rule.ports or (port is not None and any(
+                    pp.port == port and pp.protocol == "TCP" for pp in rule.ports)))
+               and (not rule.peers or any(peer_allows(topology, p, peer, src)
+                                          for peer in rule.peers))
+               for p in selecting for rule in p.ingress)
