@@ -23,7 +23,12 @@ import pytest
 
 from controller.privateovs import PrivateOvs
 from tests.integration.controllerharness import (
-    REPO,
+    NODE2,
+    NODE2_DPID,
+    NODE2_IP,
+    NODE2_PORTS,
+    NODE2_SYNC,
+    SEED,
     ControllerProcess,
     RestartableOvs,
     add_pod_port,
@@ -47,13 +52,11 @@ from tests.integration.controllerharness import (
 
 pytestmark = pytest.mark.ovs
 
-SEED = REPO / "examples" / "seed-cluster"
-NODE1, NODE2 = "node1.ocp.cn", "node2.ocp.cn"
+NODE1 = "node1.ocp.cn"
 NODES = {  # host -> (datapath id = hostIP as an integer, host IP, pod ports)
     NODE1: (0xC0A86C6F, "192.168.108.111", {"veth3e8a0f21": 3}),
-    NODE2: (0xC0A86C70, "192.168.108.112", {"veth92727375": 3, "vethd83c05d3": 4}),
+    NODE2: (NODE2_DPID, NODE2_IP, NODE2_PORTS),
 }
-NODE2_SYNC = r"node2\.ocp\.cn.*in sync"
 WATCH = {"watch": True, "watch_interval": 0.2}
 NO_WATCH = {"watch": False}
 
@@ -106,6 +109,19 @@ def node_bridge(ovs: PrivateOvs, host: str, ports: dict[str, int] | None = None,
                         pod_ports if ports is None else ports, host_ip=host_ip,
                         port_name_prefix="")
     return bridge
+
+
+def programmed_node2(make_ovs, make_controller, ref_ovs):  # type: ignore[no-untyped-def]
+    """node2's bridge, attached to a new controller (no watch) and holding the render."""
+    ovs = make_ovs("node2")
+    br = node_bridge(ovs, NODE2)
+    expected = reference_flows(SEED, NODE2, ref_ovs, NODES[NODE2][2])
+    ctl = make_controller({"topology": SEED, **NO_WATCH}).start()
+    ctl.wait_listening()
+    attach_controller(ovs, br, ctl.port)
+    wait_for_flows(ovs, br, expected, ctl)
+    ctl.wait_for_log(NODE2_SYNC)
+    return ovs, br, expected, ctl
 
 
 def settle(seconds: float = 0.5) -> None:
@@ -271,14 +287,7 @@ def test_foreign_flows_are_removed_at_first_connect(make_ovs, make_controller,
 
 def test_restart_after_sigkill_sends_zero_flow_mods(make_ovs, make_controller,
                                                     ref_ovs) -> None:
-    ovs = make_ovs("node2")
-    br = node_bridge(ovs, NODE2)
-    expected = reference_flows(SEED, NODE2, ref_ovs, NODES[NODE2][2])
-    ctl = make_controller({"topology": SEED, **NO_WATCH}).start()
-    ctl.wait_listening()
-    attach_controller(ovs, br, ctl.port)
-    wait_for_flows(ovs, br, expected, ctl)
-    ctl.wait_for_log(NODE2_SYNC)
+    ovs, br, expected, ctl = programmed_node2(make_ovs, make_controller, ref_ovs)
     settle(1.0)
     before = snapshot(ovs, br)
 
@@ -488,14 +497,7 @@ def test_invalid_topology_is_rejected_then_fixed(make_ovs, make_controller, ref_
 # ------------------------------------------------------------------ (h) OVS restart
 
 def test_vswitchd_restart_is_fully_reprogrammed(make_ovs, make_controller, ref_ovs) -> None:
-    ovs = make_ovs("node2")
-    br = node_bridge(ovs, NODE2)
-    expected = reference_flows(SEED, NODE2, ref_ovs, NODES[NODE2][2])
-    ctl = make_controller({"topology": SEED, **NO_WATCH}).start()
-    ctl.wait_listening()
-    attach_controller(ovs, br, ctl.port)
-    wait_for_flows(ovs, br, expected, ctl)
-    ctl.wait_for_log(NODE2_SYNC)
+    ovs, br, expected, ctl = programmed_node2(make_ovs, make_controller, ref_ovs)
 
     ovs.restart_vswitchd()  # SIGKILL our vswitchd, start it on the same database
     wait_for_flows(ovs, br, expected, ctl, timeout=30, what="after vswitchd restart")

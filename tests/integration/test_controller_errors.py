@@ -22,7 +22,11 @@ import pytest
 
 from controller.privateovs import PrivateOvs
 from tests.integration.controllerharness import (
-    REPO,
+    NODE2,
+    NODE2_DPID,
+    NODE2_IP,
+    NODE2_PORTS,
+    SEED,
     add_pod_port,
     assert_durations_kept,
     attach_controller,
@@ -39,10 +43,6 @@ from tests.integration.controllerharness import (
 
 pytestmark = pytest.mark.ovs
 
-SEED = REPO / "examples" / "seed-cluster"
-NODE2 = "node2.ocp.cn"
-NODE2_DPID, NODE2_IP = 0xC0A86C70, "192.168.108.112"
-NODE2_PORTS = {"veth92727375": 3, "vethd83c05d3": 4}
 NEW_POD_IP, NEW_POD_PORT, NEW_POD_OFPORT = "10.130.0.7", "vethlimit01", 5
 POD_TABLE = 70
 

@@ -35,7 +35,12 @@ import pytest
 
 from controller.privateovs import PrivateOvs
 from tests.integration.controllerharness import (
-    REPO,
+    NODE2,
+    NODE2_DPID,
+    NODE2_IP,
+    NODE2_PORTS,
+    NODE2_SYNC,
+    SEED,
     ControllerProcess,
     flow_diff,
     free_port,
@@ -47,11 +52,6 @@ from tests.integration.controllerharness import (
 
 pytestmark = pytest.mark.ovs
 
-SEED = REPO / "examples" / "seed-cluster"
-NODE2 = "node2.ocp.cn"
-NODE2_DPID, NODE2_IP = 0xC0A86C70, "192.168.108.112"
-NODE2_PORTS = {"veth92727375": 3, "vethd83c05d3": 4}
-NODE2_SYNC = r"node2\.ocp\.cn.*in sync"
 REFUSED = r"CERTIFICATE_VERIFY_FAILED"  # how os-ken's TLS listener logs a refused handshake
 LEAF_EXTENSIONS = """\
 basicConstraints=critical,CA:FALSE
