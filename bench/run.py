@@ -56,10 +56,10 @@ import yaml
 from bench.generate import generate, write
 from controller.compiler import Settings, compile_node
 from controller.compiler.incremental import NodeCompiler
-from controller.ofclient import OfClient
-from controller.privateovs import PrivateOvs
+from lab.ofclient import OfClient
+from lab.privateovs import PrivateOvs
 from controller.reconcile import diff
-from tests.integration.controllerharness import (ControllerProcess, add_pod_port,
+from lab.harness import (ControllerProcess, add_pod_port,
                                                  attach_controller, detach_controller,
                                                  write_atomic)
 from topology.load import FileCache, load_topology

@@ -27,19 +27,18 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller.cli import PLUGIN_NAMES
 from controller.compiler import Settings, UnknownNode
 from controller.compiler.incremental import NodeCompiler
 from controller.config import ConfigError, ControllerSettings, load_settings, register_options
 from prometheus_client import REGISTRY
 
-from controller.cookies import CookieCollision
+from controller.pipeline.cookies import CookieCollision
 from controller.metrics import Metrics, start_http_server
 from controller.reconcile import diff_encoded
-from controller.switch import BridgeSession, Disconnected, SwitchError, error_name, \
+from controller.openflow.session import BridgeSession, Disconnected, SwitchError, error_name, \
     use_raw_flow_stats
 from controller.watch import TopologyWatcher
-from topology.model import HostSubnet, Topology
+from topology.model import PLUGIN_NAMES, HostSubnet, Topology
 
 log = logging.getLogger("osdn")
 _SINCE = {"connected": "connect", "topology": "change read", "port": "port event"}

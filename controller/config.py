@@ -44,6 +44,8 @@ from oslo_config import cfg
 
 from controller.compiler.context import Resolver
 from controller.dns import DnsResolver, no_dns
+from topology.model import PLUGIN_NAMES
+from topology.errors import OsdnError
 
 __all__ = [
     "ENV_PREFIX",
@@ -62,7 +64,7 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
-class ConfigError(Exception):
+class ConfigError(OsdnError):
     """Bad settings; `problems` lists every one, each naming where the value came from."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -185,7 +187,7 @@ OPTIONS: tuple[_Option, ...] = (
             "Seconds between checks of the topology files for changes (> 0)."),
     _Option("dns", "system", _one_of("system", "off"),
             "Resolve EgressNetworkPolicy dnsNames with the system's DNS (system) or not (off)."),
-    _Option("plugin", None, _one_of("subnet", "multitenant", "networkpolicy"),
+    _Option("plugin", None, _one_of(*PLUGIN_NAMES),
             "Override the ClusterNetwork's pluginName (subnet, multitenant, networkpolicy); "
             "unset: as the topology says."),
 )

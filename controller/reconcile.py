@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.cookies import is_ours
-from controller.flow import Flow
-from controller.wire import Encoded, InstalledFlow, Key, encode
+from controller.pipeline.cookies import is_ours
+from controller.pipeline.flow import Flow
+from controller.openflow.wire import Encoded, InstalledFlow, Key, encode
 
 
 @dataclass

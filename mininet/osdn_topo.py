@@ -97,10 +97,10 @@ from mininet.node import Controller, Host, Node, OVSBridge, Switch  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 from mininet.util import ensureRoot  # noqa: E402
 
-from controller.cluster.build import make_plan, underlay_mac  # noqa: E402
+from lab.cluster.build import make_plan, underlay_mac  # noqa: E402
 from controller.compiler import Settings, compile_node  # noqa: E402
 from controller.hostside import apply_host, plan_host  # noqa: E402
-from controller.privateovs import PrivateOvs  # noqa: E402
+from lab.privateovs import PrivateOvs  # noqa: E402
 from topology.load import TopologyError, load_topology  # noqa: E402
 from topology.model import Plugin, Pod, Topology  # noqa: E402
 

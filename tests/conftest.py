@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.privateovs import PrivateOvs
+from lab.privateovs import PrivateOvs
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -34,8 +34,6 @@ Defaults and conventions, where the API leaves a choice:
 from __future__ import annotations
 
 import builtins
-import contextlib
-import gc
 import hashlib
 import json
 import operator
@@ -53,6 +51,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from topology import master
+from topology.gcpause import gc_paused
 from topology.model import (
     ANNOTATION_CHANGE_NETWORK,
     ANNOTATION_DATAPATH_ID,
@@ -86,6 +85,7 @@ from topology.model import (
     ServicePort,
     Topology,
 )
+from topology.errors import OsdnError
 
 try:
     from yaml import CSafeLoader as _BaseLoader
@@ -135,7 +135,7 @@ def _show(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value)
 
 
-class TopologyError(Exception):
+class TopologyError(OsdnError):
     """The input is invalid; `issues` lists every problem found, sorted by file and line."""
 
     def __init__(self, issues: Sequence[Issue]) -> None:
@@ -1756,7 +1756,7 @@ def load_topology(
     """
     if isinstance(paths, (str, os.PathLike)):  # a lone path, not a sequence of characters
         paths = [paths]
-    with _gc_paused():
+    with gc_paused():
         issues: list[Issue] = []
         files = _expand_paths(paths, issues)
         parsed = [parse_file(path) if cache is None else cache.parsed(path) for path in files]
@@ -1799,16 +1799,3 @@ def _assemble(
         ignored=tuple(entry for file in files for entry in file.ignored),
         warnings=tuple(warnings),
     )
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Loading builds millions of small objects that all stay alive: generational collections
-    over them free nothing and would cost about a third of the time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

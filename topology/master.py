@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from topology.model import GLOBAL_VNID, MAX_VNID, MIN_VNID, Plugin
+from topology.errors import OsdnError
 
 VNID_COUNT = MAX_VNID - MIN_VNID + 1
 DEFAULT_NAMESPACE = "default"
@@ -80,7 +81,7 @@ class VnidResult:
     notes: tuple[VnidNote, ...] = ()
 
 
-class VnidSpaceExhausted(Exception):
+class VnidSpaceExhausted(OsdnError):
     """All 16,777,206 VNIDs are taken."""
 
 

@@ -35,6 +35,11 @@ class Plugin(enum.Enum):
     NETWORKPOLICY = "redhat/openshift-ovs-networkpolicy"
 
     @property
+    def short_name(self) -> str:
+        """What `--plugin` and the `plugin` setting call it: subnet, multitenant, networkpolicy."""
+        return self.value.rsplit("-", 1)[1]
+
+    @property
     def plugin_id(self) -> int:
         return {Plugin.SUBNET: 0, Plugin.MULTITENANT: 1, Plugin.NETWORKPOLICY: 2}[self]
 
@@ -47,6 +52,10 @@ class Plugin(enum.Enum):
     def supports_vnids(self) -> bool:
         """Egress IPs, egress firewall and multicast need per-namespace VNIDs."""
         return self is not Plugin.SUBNET
+
+
+# The short names users type (`--plugin`, the `plugin` setting), the one place they are listed.
+PLUGIN_NAMES: dict[str, Plugin] = {plugin.short_name: plugin for plugin in Plugin}
 
 
 @dataclass(frozen=True)

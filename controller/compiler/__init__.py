@@ -19,16 +19,17 @@ from controller.compiler.pod import compile_pods
 from controller.compiler.service import compile_services
 from controller.compiler.static import compile_static
 from controller.compiler.vnid import compile_vnid_rules
-from controller.cookies import Owner
-from controller.flow import Flow, sort_key
+from controller.pipeline.cookies import Owner
+from controller.pipeline.flow import Flow, sort_key
 from topology.model import Topology
+from topology.errors import OsdnError
 
 PARTS = (compile_static, compile_host_subnets, compile_pods, compile_services,
          compile_vnid_rules, compile_network_policies, compile_egress_ips,
          compile_egress_firewalls, compile_multicast)
 
 
-class UnknownNode(KeyError):
+class UnknownNode(OsdnError, KeyError):
     pass
 
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
-from controller.cookies import CookieRegistry, Owner
-from controller.flow import Action, Flow, Match
-from controller.tables import Table
+from controller.pipeline.cookies import CookieRegistry, Owner
+from controller.pipeline.flow import Action, Flow, Match
+from controller.pipeline.tables import Table
 from topology.model import HostSubnet, NetworkPolicy, Plugin, Pod, Topology
+from topology.errors import OsdnError
 
 Resolver = Callable[[str], Sequence[IPv4Address]]
 
@@ -27,7 +28,7 @@ class Settings:
             raise ValueError(f"masquerade bit {self.masquerade_bit} outside 0..31")
 
 
-class FlowConflict(ValueError):
+class FlowConflict(OsdnError, ValueError):
     pass
 
 

@@ -12,9 +12,9 @@ from collections import defaultdict
 from ipaddress import IPv4Network
 
 from controller.compiler.context import NodeContext
-from controller.cookies import Owner, OwnerKind
-from controller.flow import Action, Match, Output, Proto
-from controller.tables import Table
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import Action, Match, Output, Proto
+from controller.pipeline.tables import Table
 from topology.model import GLOBAL_VNID, TUN0_OFPORT, EgressNetworkPolicy, EgressRule
 
 EVERYWHERE = IPv4Network("0.0.0.0/0")

@@ -14,9 +14,9 @@ from ipaddress import IPv4Address
 
 from controller.compiler.context import NodeContext
 from controller.compiler.hostsubnet import to_node
-from controller.cookies import Owner, OwnerKind
-from controller.flow import Action, Conntrack, Match, Proto, SetField, SetFieldName
-from controller.tables import Table
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import Action, Conntrack, Match, Proto, SetField, SetFieldName
+from controller.pipeline.tables import Table
 from topology.model import HostSubnet, NetNamespace, Topology
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from controller.compiler.context import NodeContext
-from controller.cookies import Owner, OwnerKind
-from controller.flow import Action, LoadTunId, Match, MoveRegToTunId, Output, Proto, SetField, \
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import Action, LoadTunId, Match, MoveRegToTunId, Output, Proto, SetField, \
     SetFieldName
-from controller.registers import SRC_VNID
-from controller.tables import Table
+from controller.pipeline.registers import SRC_VNID
+from controller.pipeline.tables import Table
 from topology.model import VXLAN_OFPORT, HostSubnet
 
 REPLICATION = Owner(OwnerKind.MULTICAST, "vxlan-replication")

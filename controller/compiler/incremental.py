@@ -34,11 +34,10 @@ included.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.compiler import NodeFlows, UnknownNode
@@ -52,10 +51,11 @@ from controller.compiler.pod import add_pod
 from controller.compiler.service import add_service
 from controller.compiler.static import compile_static
 from controller.compiler.vnid import add_vnid_rule
-from controller.cookies import ID_BITS, OURS_VALUE, CookieCollision, Owner
-from controller.flow import Action, Flow, Match, sort_key
-from controller.tables import Table
-from controller.wire import Encoded, Key, encode_flow
+from controller.pipeline.cookies import ID_BITS, OURS_VALUE, CookieCollision, Owner
+from controller.pipeline.flow import Action, Flow, Match, sort_key
+from controller.pipeline.tables import Table
+from controller.openflow.wire import Encoded, Key, encode_flow
+from topology.gcpause import gc_paused
 from topology.model import GLOBAL_VNID, HostSubnet, NetworkPolicy, Plugin, Pod, Service, \
     Topology
 
@@ -179,17 +179,6 @@ def _common_suffix(a: Sequence[Any], b: Sequence[Any], limit: int) -> int:
     return limit
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class NodeCompiler:
     """`compile_node(topology, node, settings, ports)` for a sequence of topologies and port
     maps, by difference.  `update()` then `desired` (key -> Encoded) and `take_dirty()` (the
@@ -242,7 +231,7 @@ class NodeCompiler:
             known = ", ".join(sorted(hs.host for hs in topology.host_subnets))
             raise UnknownNode(f"no HostSubnet with host {self.node!r} (known: {known})")
         ports = None if ports is None else dict(ports)
-        with _gc_paused():
+        with gc_paused():
             try:
                 old = self.topology
                 if old is None or host != self._host \

@@ -7,9 +7,9 @@ A VNID is multicast-enabled only if every namespace sharing it carries the annot
 from __future__ import annotations
 
 from controller.compiler.context import NodeContext
-from controller.cookies import Owner, OwnerKind
-from controller.flow import DEFAULT_PRIORITY, Match, Output
-from controller.tables import Table
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import DEFAULT_PRIORITY, Match, Output
+from controller.pipeline.tables import Table
 
 
 def owner(vnid: int) -> Owner:

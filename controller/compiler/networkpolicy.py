@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from controller.compiler.context import NodeContext
-from controller.cookies import Owner, OwnerKind
-from controller.flow import Match, OutputReg, Proto
-from controller.registers import OUT_PORT
-from controller.tables import Table
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import Match, OutputReg, Proto
+from controller.pipeline.registers import OUT_PORT
+from controller.pipeline.tables import Table
 from topology.model import IngressRule, LabelSelector, NetworkPolicy, Plugin, PolicyPeer
+from topology.errors import OsdnError
 
 PROTOCOLS = {"TCP": Proto.TCP, "UDP": Proto.UDP}
 
 
-class Unsupported(ValueError):
+class Unsupported(OsdnError, ValueError):
     pass
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from controller.compiler.context import NodeContext
-from controller.cookies import Owner, OwnerKind
-from controller.flow import LoadReg, Match, Output, Proto
-from controller.registers import DST_VNID, OUT_PORT, SRC_VNID
-from controller.tables import Table
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import LoadReg, Match, Output, Proto
+from controller.pipeline.registers import DST_VNID, OUT_PORT, SRC_VNID
+from controller.pipeline.tables import Table
 from topology.model import Pod
 
 

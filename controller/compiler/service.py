@@ -9,10 +9,10 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from controller.compiler.context import NodeContext
-from controller.cookies import Owner, OwnerKind
-from controller.flow import LoadReg, Match, Proto
-from controller.registers import DST_VNID, OUT_PORT
-from controller.tables import Table
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import LoadReg, Match, Proto
+from controller.pipeline.registers import DST_VNID, OUT_PORT
+from controller.pipeline.tables import Table
 from topology.model import TUN0_OFPORT, Service
 
 PROTOCOLS = {"TCP": Proto.TCP, "UDP": Proto.UDP}  # SCTP arrived in 4.2: 3.11 skips it

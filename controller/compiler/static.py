@@ -5,11 +5,11 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from controller.compiler.context import NodeContext
-from controller.cookies import Owner, OwnerKind
-from controller.flow import (DEFAULT_PRIORITY, Conntrack, Match, MoveTunIdToReg, Note, Output,
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import (DEFAULT_PRIORITY, Conntrack, Match, MoveTunIdToReg, Note, Output,
                              OutputReg, Proto)
-from controller.registers import OUT_PORT, SRC_VNID
-from controller.tables import Table
+from controller.pipeline.registers import OUT_PORT, SRC_VNID
+from controller.pipeline.tables import Table
 from topology.model import TUN0_OFPORT, VXLAN_OFPORT, Plugin
 
 RULE_VERSION = 7  # openshift-sdn 3.11's ruleVersion: the flows below are its version 7

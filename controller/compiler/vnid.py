@@ -9,10 +9,10 @@ derives them from the topology has none to remove.
 from __future__ import annotations
 
 from controller.compiler.context import NodeContext
-from controller.cookies import Owner, OwnerKind
-from controller.flow import Match, OutputReg
-from controller.registers import OUT_PORT
-from controller.tables import Table
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import Match, OutputReg
+from controller.pipeline.registers import OUT_PORT
+from controller.pipeline.tables import Table
 from topology.model import GLOBAL_VNID, Plugin
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from controller.privateovs import PrivateOvs
-from tests.integration.controllerharness import ControllerProcess
+from lab.privateovs import PrivateOvs
+from lab.harness import ControllerProcess
 
 
 @pytest.fixture

@@ -39,15 +39,15 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.cluster import ops
-from controller.cluster.build import ClusterBuilder
-from controller.cluster.state import Ledger
+from lab.cluster import ops
+from lab.cluster.build import ClusterBuilder
+from lab.cluster.state import Ledger
 from controller.compiler import Settings, compile_node
-from controller.privateovs import PrivateOvs
-from controller.netns import in_netns
-from tests.integration.clusterprobe import (
+from lab.privateovs import PrivateOvs
+from lab.netns import in_netns
+from lab.probe import (
     Listeners, arp_request, run_probes, send_frames, udp_frame, vxlan_frame)
-from tests.integration.policy_oracle import policy_allows
+from lab.policy_oracle import policy_allows
 from topology.load import load_topology
 from topology.model import ANNOTATION_CHANGE_NETWORK, Pod, Topology
 
@@ -155,7 +155,7 @@ def nothing_left_behind() -> Iterator[None]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if any(str(state) in cmdline for state in BUILT) or "clusterprobe.py" in cmdline:
+        if any(str(state) in cmdline for state in BUILT) or "probe.py" in cmdline:
             procs.append(f"{pid}: {cmdline}")
     topology = load_topology([RICH])
     ifnames = {p.interface for p in topology.pods if p.interface} | {"br-u", "br-phy", "tun0"}

@@ -21,14 +21,8 @@ from typing import Any
 
 import pytest
 
-from controller.privateovs import PrivateOvs
-from tests.integration.controllerharness import (
-    NODE2,
-    NODE2_DPID,
-    NODE2_IP,
-    NODE2_PORTS,
-    NODE2_SYNC,
-    SEED,
+from lab.privateovs import PrivateOvs
+from lab.harness import (
     ControllerProcess,
     RestartableOvs,
     add_pod_port,
@@ -49,6 +43,7 @@ from tests.integration.controllerharness import (
     wait_until,
     write_atomic,
 )
+from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, NODE2_SYNC, SEED
 
 pytestmark = pytest.mark.ovs
 

@@ -20,13 +20,8 @@ import urllib.request
 
 import pytest
 
-from controller.privateovs import PrivateOvs
-from tests.integration.controllerharness import (
-    NODE2,
-    NODE2_DPID,
-    NODE2_IP,
-    NODE2_PORTS,
-    SEED,
+from lab.privateovs import PrivateOvs
+from lab.harness import (
     add_pod_port,
     assert_durations_kept,
     attach_controller,
@@ -40,6 +35,7 @@ from tests.integration.controllerharness import (
     wait_until,
     write_atomic,
 )
+from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, SEED
 
 pytestmark = pytest.mark.ovs
 

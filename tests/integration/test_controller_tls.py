@@ -33,14 +33,8 @@ from typing import Any
 
 import pytest
 
-from controller.privateovs import PrivateOvs
-from tests.integration.controllerharness import (
-    NODE2,
-    NODE2_DPID,
-    NODE2_IP,
-    NODE2_PORTS,
-    NODE2_SYNC,
-    SEED,
+from lab.privateovs import PrivateOvs
+from lab.harness import (
     ControllerProcess,
     flow_diff,
     free_port,
@@ -49,6 +43,7 @@ from tests.integration.controllerharness import (
     wait_for_flows,
     wait_until,
 )
+from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, NODE2_SYNC, SEED
 
 pytestmark = pytest.mark.ovs
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.privateovs import PrivateOvs, pid_alive
-from controller.netns import in_netns
-from tests.integration.controllerharness import (REPO, ControllerProcess, reference_flows,
+from lab.privateovs import PrivateOvs, pid_alive
+from lab.netns import in_netns
+from lab.harness import (REPO, ControllerProcess, reference_flows,
                                                  wait_for_flows, wait_until)
 from topology.load import load_topology
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from controller.compiler import Settings
-from controller.privateovs import PrivateOvs
-from controller.tracelab import TraceLab, build_lab, check_case, load_cases, send_from_pod
+from lab.privateovs import PrivateOvs
+from lab.tracelab import TraceLab, build_lab, check_case, load_cases, send_from_pod
 from topology.load import load_topology
 from topology.model import Plugin, Topology
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from controller import privateovs
-from controller.privateovs import (
+from lab import privateovs
+from lab.privateovs import (
     OvsCommandError,
     OvsError,
     OvsNotInstalledError,

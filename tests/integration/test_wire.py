@@ -1,14 +1,14 @@
-"""controller.wire against real OVS: read-back identity, plans applied in bundles."""
+"""controller.openflow.wire against real OVS: read-back identity, plans applied in bundles."""
 
 from __future__ import annotations
 
 import pytest
 
 from controller.compiler import compile_node
-from controller.ofclient import OfClient, OpenFlowError
-from controller.privateovs import PrivateOvs
+from lab.ofclient import OfClient, OpenFlowError
+from lab.privateovs import PrivateOvs
 from controller.reconcile import diff
-from controller.wire import delete_strict, encode
+from controller.openflow.wire import delete_strict, encode
 from tests.golden.update import CLUSTERS, SETTINGS
 from tests.unit.test_golden import CASES
 from topology.load import load_topology

@@ -14,10 +14,10 @@ import pytest
 
 from controller.compiler import Settings, UnknownNode, compile_node
 from controller.compiler.egress_ip import mark_for_vnid
-from controller.cookies import OwnerKind, is_ours, kind_of
+from controller.pipeline.cookies import OwnerKind, is_ours, kind_of
 from topology.model import (EgressNetworkPolicy, EgressRule, IngressRule, LabelSelector,
                             Namespace, NetworkPolicy, Plugin, PolicyPeer, PolicyPort)
-from tests.unit.builders import netns, node, pod, seed, service
+from tests.support.builders import netns, node, pod, seed, service
 
 from ipaddress import IPv4Network
 

@@ -9,14 +9,14 @@ import pytest
 
 from bench.generate import generate, write
 from controller.compiler import compile_node
-from controller.cookies import Owner, OwnerKind
-from controller.encoding import _ACTIONS, flow_mod_bytes
-from controller.flow import (Action, Conntrack, Flow, LoadReg, LoadTunId, Match, MoveRegToTunId,
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.openflow.encoding import _ACTIONS, flow_mod_bytes
+from controller.pipeline.flow import (Action, Conntrack, Flow, LoadReg, LoadTunId, Match, MoveRegToTunId,
                              MoveTunIdToReg, Note, Output, OutputReg, Proto, SetField,
                              SetFieldName)
-from controller.registers import DST_VNID, OUT_PORT, SRC_VNID
-from controller.tables import Table
-from controller.wire import encode, encode_flow
+from controller.pipeline.registers import DST_VNID, OUT_PORT, SRC_VNID
+from controller.pipeline.tables import Table
+from controller.openflow.wire import encode, encode_flow
 from tests.golden.update import CLUSTERS, SETTINGS
 from tests.unit.test_golden import CASES, FakeDatapath
 from topology.load import load_topology
@@ -38,7 +38,7 @@ def test_fast_bytes_equal_os_ken_bytes(cluster: str, plugin: Plugin) -> None:
 
 
 def test_fixed_vnid_load_matches_os_ken() -> None:
-    from tests.unit.builders import node, seed
+    from tests.support.builders import node, seed
     f5 = node("f5", "192.168.108.150", "10.128.100.0/23", fixed_vnid=4321)
     topology = seed(host_subnets=seed().host_subnets + (f5,))
     flows = [f for f in compile_node(topology, "node1").flows if "TUN_ID[0..31],set" in

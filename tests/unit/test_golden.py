@@ -14,7 +14,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.compiler import compile_node
-from controller.flow import Flow
+from controller.pipeline.flow import Flow
 from tests.golden.update import CLUSTERS, SETTINGS, golden_path, render
 from topology.load import load_topology
 from topology.model import Plugin

@@ -19,7 +19,7 @@ from controller.hostside import (
     sep_chain,
     svc_chain,
 )
-from tests.unit.builders import netns, node, pod, seed
+from tests.support.builders import netns, node, pod, seed
 from topology.load import TopologyError, load_topology
 from topology.model import (ClusterNetworkEntry, Plugin, Service, ServicePort, Topology)
 

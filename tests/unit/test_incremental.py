@@ -19,7 +19,7 @@ import pytest
 from bench.generate import generate, write
 from controller.compiler import Settings, compile_node
 from controller.compiler.incremental import NodeCompiler, changed_objects
-from controller.wire import encode
+from controller.openflow.wire import encode
 from tests.golden.update import CLUSTERS
 from topology.load import load_topology
 from topology.model import (EgressNetworkPolicy, EgressRule, HostSubnet, IngressRule,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.builders import seed
+from tests.support.builders import seed
 from topology.load import load_topology
 from topology.model import Plugin
 from topology.summary import summarize, table

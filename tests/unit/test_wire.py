@@ -1,4 +1,4 @@
-"""controller.wire's fast paths against the general ones and against os-ken's parser, without
+"""controller.openflow.wire's fast paths against the general ones and against os-ken's parser, without
 a switch: batched bundle-adds, flow-stats replies read as bytes, os-ken handing those replies
 over unparsed, and the keyed diff of reconcile against the full one."""
 
@@ -15,7 +15,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.compiler import compile_node
 from controller.reconcile import diff, diff_encoded
-from controller.wire import (HEADER, InstalledFlow, bundle_add, bundle_adds, encode,
+from controller.openflow.wire import (HEADER, InstalledFlow, bundle_add, bundle_adds, encode,
                              iter_flow_stats, match_tlvs, parse_flow_stats)
 from tests.golden.update import CLUSTERS, SETTINGS
 from tests.unit.test_golden import FakeDatapath
@@ -26,11 +26,11 @@ ENTRY = struct.Struct("!HBxIIHHHH4xQQQ")
 
 
 def switch_module():  # type: ignore[no-untyped-def]
-    """controller.switch, imported here: it imports eventlet, which warns that it is
+    """controller.openflow.session, imported here: it imports eventlet, which warns that it is
     deprecated (the controller runs it in its own process)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from controller import switch
+        from controller.openflow import session as switch
     return switch
 
 

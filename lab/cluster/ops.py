@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from controller.cluster.state import Ledger, alive, load_cluster
-from controller.privateovs import PrivateOvs, TraceResult
-from controller.netns import in_netns
+from lab.cluster.state import Ledger, alive, load_cluster
+from lab.privateovs import PrivateOvs, TraceResult
+from lab.netns import in_netns
 from topology.load import load_topology
 from topology.model import Topology
 

@@ -17,16 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.privateovs import pid_alive as alive
-from controller.privateovs import pid_is_ours as is_ours
-from controller.netns import in_netns
+from lab.privateovs import pid_alive as alive
+from lab.privateovs import pid_is_ours as is_ours
+from lab.netns import in_netns
+from topology.errors import OsdnError
 
 DEFAULT_DIR = Path(os.environ.get("OSDN_CLUSTER_DIR", "/run/osdn-cluster"))
 LEDGER = "ledger.jsonl"
 CLUSTER = "cluster.json"
 
 
-class ClusterStateError(RuntimeError):
+class ClusterStateError(OsdnError):
     pass
 
 

@@ -6,7 +6,7 @@ This agent does that for every emulated node: it watches the topology files and 
 `controller.hostside` (idempotent) whenever they change.  `osdn cluster up` starts it;
 `osdn cluster down` stops it.
 
-    python -m controller.cluster.agent STATE_DIR
+    python -m lab.cluster.agent STATE_DIR
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-from controller.cluster.build import apply_node_host_side
-from controller.cluster.state import load_cluster
+from lab.cluster.build import apply_node_host_side
+from lab.cluster.state import load_cluster
 from controller.watch import TopologyWatcher
 
 
 def run(state_dir: Path, interval: float = 0.5) -> None:
     cluster = load_cluster(state_dir)
-    from controller.cli import PLUGIN_NAMES
+    from topology.model import PLUGIN_NAMES
     plugin = PLUGIN_NAMES[cluster["plugin"]] if cluster.get("plugin") else None
     watcher = TopologyWatcher(cluster["topology"], plugin)
     watcher.poll()  # the topology `up` applied

@@ -1,7 +1,7 @@
 """A small blocking OpenFlow 1.3 client for a bridge's management socket.
 
 Tests and benchmarks use it to read flows back and to apply plans exactly as the controller
-does (same bytes from `controller.wire`), without an os-ken event loop.
+does (same bytes from `controller.openflow.wire`), without an os-ken event loop.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from collections.abc import Iterable, Sequence
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from controller.wire import (HEADER, OFP_VERSION, InstalledFlow, bundle_add, bundle_control,
+from controller.openflow.wire import (HEADER, OFP_VERSION, InstalledFlow, bundle_add, bundle_control,
                              flow_stats_request, parse_flow_stats)
+from topology.errors import OsdnError
 
 
-class OpenFlowError(RuntimeError):
+class OpenFlowError(OsdnError):
     def __init__(self, xid: int, err_type: int, code: int, data: bytes) -> None:
         super().__init__(f"OpenFlow error type {err_type} code {code} for xid {xid}")
         self.xid, self.err_type, self.code, self.data = xid, err_type, code, data

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Protocol
 
-from controller.cookies import Owner
-from controller.registers import RegField
-from controller.tables import Table, check_goto
+from controller.pipeline.cookies import Owner
+from controller.pipeline.registers import RegField
+from controller.pipeline.tables import Table, check_goto
 
 DEFAULT_PRIORITY = 32768  # OpenFlow's default, used where openshift-sdn names none
 ETH_IP = 0x0800

@@ -12,6 +12,7 @@ RULE_VERSION in `controller.compiler.static` if existing nodes must notice.
 from __future__ import annotations
 
 import enum
+from topology.errors import OsdnError
 
 
 class Table(enum.IntEnum):
@@ -107,7 +108,7 @@ MISS: dict[Table, Miss | None] = {
 }
 
 
-class GotoError(ValueError):
+class GotoError(OsdnError, ValueError):
     """A flow tried to continue to a table its table does not declare."""
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
+from topology.errors import OsdnError
 
 MARK = 0xD5
 OURS_MASK = 0xFF << 56
@@ -70,7 +71,7 @@ def kind_of(cookie: int) -> OwnerKind | None:
         return None
 
 
-class CookieCollision(ValueError):
+class CookieCollision(OsdnError, ValueError):
     pass
 
 

@@ -4,7 +4,7 @@ ping/TCP matrices, and hand-made frames, all run inside the cluster's network na
 The file is two things:
 
 * a script (standard library only, so it starts fast) that runs *inside* a namespace through
-  ``nsenter --net=/run/netns/NS python -I clusterprobe.py ...``:
+  ``nsenter --net=/run/netns/NS python -I probe.py ...``:
 
   - ``serve NAME TOKEN PORT...``: accept TCP on every PORT and answer each connection with
     ``NAME\\n`` (so a client learns which pod answered: a service's backend); prints
@@ -139,7 +139,7 @@ def main(argv: list[str]) -> int:
 
 def in_netns(netns: str, *args: str) -> list[str]:
     """This script, run inside `netns` (imported lazily: the script itself runs isolated)."""
-    from controller.netns import in_netns as netns_prefix
+    from lab.netns import in_netns as netns_prefix
     return [*netns_prefix(netns), PYTHON, "-I", SCRIPT, *args]
 
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from controller.flow import (Conntrack, Flow, LoadReg, LoadTunId, Match, MoveRegToTunId,
+from controller.pipeline.flow import (Conntrack, Flow, LoadReg, LoadTunId, Match, MoveRegToTunId,
                              MoveTunIdToReg, Note, Output, OutputReg, Proto, SetField,
                              SetFieldName, _ct_state)
-from controller.registers import RegField
+from controller.pipeline.registers import RegField
 
 OFP_VERSION = 4
 OFPT_FLOW_MOD = 14

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from controller.compiler import NodeFlows, Settings, compile_node
-from controller.privateovs import PrivateOvs, TraceResult
+from lab.privateovs import PrivateOvs, TraceResult
 from topology.model import Topology
 
 

@@ -32,18 +32,12 @@ from typing import Any
 
 import yaml
 
-from controller import privateovs
-from controller.privateovs import PrivateOvs, normalize_flow_dump
+from lab import privateovs
+from lab.privateovs import PrivateOvs, normalize_flow_dump
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
-# The seed cluster's node2, as the controller tests attach it (datapath id = hostIP).
-SEED = REPO / "examples" / "seed-cluster"
-NODE2 = "node2.ocp.cn"
-NODE2_DPID, NODE2_IP = 0xC0A86C70, "192.168.108.112"
-NODE2_PORTS = {"veth92727375": 3, "vethd83c05d3": 4}
-NODE2_SYNC = r"node2\.ocp\.cn.*in sync"
-VENV_BIN = Path(os.environ.get("OSDN_TEST_VENV_BIN", "/work/venv/bin"))
+VENV_BIN = Path(os.environ.get("OSDN_TEST_VENV_BIN", REPO / ".venv" / "bin"))
 
 
 def _tool(name: str) -> str:

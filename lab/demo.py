@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from controller.cluster import ops
-from controller.cluster.build import ClusterBuilder
-from controller.cluster.state import DEFAULT_DIR
-from controller.tracelab import check_case, describe_final, load_cases
-from controller.netns import in_netns
+from lab.cluster import ops
+from lab.cluster.build import ClusterBuilder
+from lab.cluster.state import DEFAULT_DIR
+from lab.tracelab import check_case, describe_final, load_cases
+from lab.netns import in_netns
 
 RECEIVED = re.compile(r"Connection received on (\S+) ")
 

@@ -1,13 +1,12 @@
 """One connected bridge, seen through os-ken: requests with replies, and bundled plans.
 
 The app's event handlers feed replies in (`on_*`); a green thread per operation sends bytes
-from `controller.wire` and waits on events keyed by xid.  Errors the switch sends back are
+from `controller.openflow.wire` and waits on events keyed by xid.  Errors the switch sends back are
 mapped by xid to the flow that caused them.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +16,12 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from controller.reconcile import Plan
-from controller.tables import Table
-from controller.wire import (HEADER, OFP_VERSION, Encoded, InstalledFlow, Key, bundle_adds,
+from topology.gcpause import gc_paused
+from controller.pipeline.tables import Table
+from controller.openflow.wire import (HEADER, OFP_VERSION, Encoded, InstalledFlow, Key, bundle_adds,
                              bundle_control, delete_strict, encode, flow_stats_request,
                              iter_flow_stats)
+from topology.errors import OsdnError
 
 log = logging.getLogger(__name__)
 REPLY_TIMEOUT = 60.0
@@ -33,7 +34,7 @@ def use_raw_flow_stats() -> None:
 
     os-ken parses every entry of a flow-stats reply into OFPFlowStats objects (matches,
     instructions, actions) before any handler runs: seconds for 50,000 flows, and we only
-    read the raw bytes (`controller.wire.iter_flow_stats`).  This swaps the reply class for
+    read the raw bytes (`controller.openflow.wire.iter_flow_stats`).  This swaps the reply class for
     one whose body is a single opaque entry spanning the message; the class keeps os-ken's
     name, so `EventOFPFlowStatsReply` is still what handlers receive.  Affects the whole
     process (the osken-manager running this app); idempotent."""
@@ -60,7 +61,7 @@ def use_raw_flow_stats() -> None:
     parser.OFPMultipartReply._STATS_MSG_TYPES[ofp.OFPMP_FLOW] = raw
 
 
-class SwitchError(RuntimeError):
+class SwitchError(OsdnError):
     """The switch refused something; `rejected` names each offending flow-mod."""
 
     def __init__(self, message: str, rejected: list[str]) -> None:
@@ -68,7 +69,7 @@ class SwitchError(RuntimeError):
         self.rejected = rejected
 
 
-class Disconnected(RuntimeError):
+class Disconnected(OsdnError):
     pass
 
 
@@ -204,14 +205,9 @@ class BridgeSession:
         self._send(flow_stats_request(xid))
         parts = self._wait(xid)
         installed: dict[Key, InstalledFlow] = {}
-        enabled = gc.isenabled()
-        gc.disable()  # tens of thousands of tuples that all stay: no collections meanwhile
-        try:
+        with gc_paused():  # tens of thousands of tuples that all stay
             for raw in parts:
                 installed.update(iter_flow_stats(raw))
-        finally:
-            if enabled:
-                gc.enable()
         self.installed = installed
         return list(installed.values())
 

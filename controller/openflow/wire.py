@@ -2,7 +2,7 @@
 
 Building one os-ken message object per flow costs 66-83 µs (real-ovs-here.md), and os-ken's
 generic flow-stats parser needs seconds for 50,000 flows.  Here a Flow's flow-mod is packed
-directly (`controller.encoding`) and cached; bundle-add wrappers and deletes are packed
+directly (`controller.openflow.encoding`) and cached; bundle-add wrappers and deletes are packed
 directly; flow-stats replies are sliced, not parsed into objects.
 
 Read-back relies on a property shown by tests/integration/test_wire.py: for every flow we
@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from controller.encoding import flow_mod_bytes
-from controller.flow import Flow
+from controller.openflow.encoding import flow_mod_bytes
+from controller.pipeline.flow import Flow
 
 OFP_VERSION = ofp.OFP_VERSION
 HEADER = struct.Struct("!BBHI")

@@ -25,16 +25,17 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from controller.cluster.state import ClusterStateError, Ledger, save_cluster
+from lab.cluster.state import ClusterStateError, Ledger, save_cluster
 from controller.compiler import Settings, compile_node
-from controller.privateovs import PrivateOvs
-from controller.netns import in_netns
+from lab.privateovs import PrivateOvs
+from lab.netns import in_netns
 from topology.model import Topology
+from topology.errors import OsdnError
 
 CONTROLLER_PORT = 6653
 
 
-class BuildError(RuntimeError):
+class BuildError(OsdnError):
     pass
 
 
@@ -284,7 +285,7 @@ class ClusterBuilder:
         pidfile.write_text(str(proc.pid))
 
     def _start_agent(self) -> None:
-        self._start("agent", [sys.executable, "-m", "controller.cluster.agent", str(self.dir)])
+        self._start("agent", [sys.executable, "-m", "lab.cluster.agent", str(self.dir)])
 
     def _start_controller(self) -> None:
         conf = self.dir / "controller.conf"

@@ -40,7 +40,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
-from controller.netns import in_netns
+from lab.netns import in_netns
+from topology.errors import OsdnError
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 _BINARIES = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl")
@@ -50,7 +51,7 @@ TUN0_OFPORT = 2
 LOCAL_OFPORT = 65534
 
 
-class OvsError(RuntimeError):
+class OvsError(OsdnError):
     """Something about the private OVS instance itself went wrong."""
 
 
