@@ -120,6 +120,7 @@ def test_ovs_start_settings_are_ones_the_script_reads() -> None:
     assert passed and passed <= read, f"not read by scripts/ovs-start: {passed - read}"
 
 
+@pytest.mark.ovs  # Debian's docker-compose: a system package
 @pytest.mark.parametrize("env_file", [None, CI_ENV], ids=["real-node", "ci"])
 def test_docker_compose_config_accepts_it(env_file: Path | None) -> None:
     """Debian's docker-compose validates and resolves the file (no engine needed)."""
@@ -205,3 +206,40 @@ def test_hadolint(dockerfile: Path) -> None:
     proc = subprocess.run([tool("hadolint"), str(dockerfile)], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+PRODUCT = ("controller", "topology")
+
+
+def test_controller_image_holds_the_product_only() -> None:
+    copied = {shlex.split(args)[0].rstrip("/") for word, args in
+              instructions(CONTROLLER_DOCKERFILE) if word == "COPY"}
+    packages = {source for source in copied if (REPO / source).is_dir()}
+    assert packages == set(PRODUCT), f"the controller image copies {sorted(packages)}"
+
+
+def test_product_runs_without_the_lab(tmp_path: Path) -> None:
+    """What the image holds (controller/, topology/ and the installed dependencies, but not
+    lab/, bench/ or tests/) imports the os-ken app and offers `osdn check|render`: the lab's
+    entry points are listed by the installed metadata but cannot load, and are left out."""
+    for package in PRODUCT:
+        shutil.copytree(REPO / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    site_packages = [p for p in sys.path if p.endswith("site-packages")]
+    script = f"""
+import sys, warnings
+warnings.simplefilter("ignore")
+sys.path[:] = {[str(tmp_path)] + site_packages!r} + [p for p in sys.path if "site-packages" not in p]
+import controller.app, controller.cli
+for name in ("lab", "bench", "tests"):
+    assert name not in sys.modules, name
+try:
+    controller.cli.main(["--help"])
+except SystemExit:
+    pass
+"""
+    # -S: no .pth files, so the development checkout's editable finder is not installed
+    proc = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "{check,render}" in proc.stdout, proc.stdout
