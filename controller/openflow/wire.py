@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto.ofproto_common import ONF_EXPERIMENTER_ID
 
 from controller.openflow.encoding import flow_mod_bytes
 from controller.pipeline.flow import Flow
@@ -27,10 +28,8 @@ OFP_VERSION = ofp.OFP_VERSION
 HEADER = struct.Struct("!BBHI")
 FLOW_STATS_FIXED = struct.Struct("!HBxIIHHHH4xQQQ")  # up to the match, 48 bytes
 MATCH_HEADER = struct.Struct("!HH")
-ONF_EXPERIMENTER_ID = 0x4F4E4600
 BUNDLE_ADD = struct.Struct("!BBHIIIIxxH")  # header, experimenter, exp_type, id, pad, flags
 BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")  # header, experimenter, exp_type, id, type, flags
-MULTIPART_MORE = 1
 # a bundle-add header followed by the header of the message it carries
 _BUNDLE_ADD_INNER = struct.Struct("!BBHIIIIxxHBBHI")
 
@@ -141,7 +140,7 @@ def flow_stats_request(xid: int) -> bytes:
 def parse_flow_stats(message: bytes) -> tuple[list[InstalledFlow], bool]:
     """Entries of one OFPMP_FLOW reply message, and whether more parts follow."""
     flows = [flow for _, flow in iter_flow_stats(message)]
-    return flows, bool(message[11] & MULTIPART_MORE)
+    return flows, bool(message[11] & ofp.OFPMPF_REPLY_MORE)
 
 
 # ofp_flow_stats up to and including its match header: length, table, duration_sec,
@@ -169,11 +168,6 @@ def iter_flow_stats(message: bytes) -> list[tuple[Key, InstalledFlow]]:
         out.append(((table, priority, tuple(tlvs)), flow))
         offset += length
     return out
-
-
-def more_parts(message: bytes) -> bool:
-    """Whether a multipart reply says that more parts follow."""
-    return bool(message[11] & MULTIPART_MORE)
 
 
 def bundle_adds(bundle_id: int, messages: Sequence[bytes], first_xid: int,

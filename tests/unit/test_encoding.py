@@ -11,6 +11,7 @@ from bench.generate import generate, write
 from controller.compiler import compile_node
 from controller.pipeline.cookies import Owner, OwnerKind
 from controller.openflow.encoding import _ACTIONS, flow_mod_bytes
+from controller.openflow.osken_flow import flow_mod
 from controller.pipeline.flow import (Action, Conntrack, Flow, LoadReg, LoadTunId, Match, MoveRegToTunId,
                              MoveTunIdToReg, Note, Output, OutputReg, Proto, SetField,
                              SetFieldName)
@@ -29,7 +30,7 @@ def test_fast_bytes_equal_os_ken_bytes(cluster: str, plugin: Plugin) -> None:
     kinds = set()
     for hs in topology.host_subnets:
         for flow in compile_node(topology, hs.host, SETTINGS).flows:
-            message = flow.to_ofp(FakeDatapath())
+            message = flow_mod(flow, FakeDatapath())
             message.set_xid(0)
             message.serialize()
             assert flow_mod_bytes(flow) == bytes(message.buf), flow.to_ofctl()
@@ -45,7 +46,7 @@ def test_fixed_vnid_load_matches_os_ken() -> None:
              f.to_ofctl() and "load:4321" in f.to_ofctl()]
     assert len(flows) == 2
     for flow in flows:
-        message = flow.to_ofp(FakeDatapath())
+        message = flow_mod(flow, FakeDatapath())
         message.set_xid(0)
         message.serialize()
         assert flow_mod_bytes(flow) == bytes(message.buf)
@@ -54,7 +55,7 @@ def test_fixed_vnid_load_matches_os_ken() -> None:
 # ------------------------------------------------------------------ every kind, explicitly
 
 def os_ken_bytes(flow: Flow) -> bytes:
-    message = flow.to_ofp(FakeDatapath())
+    message = flow_mod(flow, FakeDatapath())
     message.set_xid(0)
     message.serialize()
     return bytes(message.buf)
