@@ -67,8 +67,11 @@ def _h(name: str, masked: bool = False) -> bytes:
     return struct.pack("!I", field_header(name, masked))
 
 
+_REG_HEADERS = tuple(field_header(f"reg{reg}") for reg in range(16))
+
+
 def reg_header(reg: int) -> int:
-    return field_header(f"reg{reg}")
+    return _REG_HEADERS[reg]
 
 
 TUN_ID_HEADER = field_header(TUN_ID)
@@ -79,7 +82,7 @@ TUN_ID_HEADER = field_header(TUN_ID)
 _U16 = struct.Struct("!H").pack
 _U32 = struct.Struct("!I").pack
 _IN_PORT = _h("in_port")
-_REG = tuple(_h(f"reg{reg}") for reg in range(16))
+_REG = tuple(struct.pack("!I", header) for header in _REG_HEADERS)
 _CT_STATE = _h("ct_state", True)
 _TUN_SRC = _h("tun_ipv4_src")
 _ARP_SHA = _h("arp_sha", True)
