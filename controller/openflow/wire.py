@@ -22,6 +22,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto.ofproto_common import ONF_EXPERIMENTER_ID
 
 from controller.openflow.encoding import flow_mod_bytes
+from controller.pipeline.encoded import Key
 from controller.pipeline.flow import Flow
 
 OFP_VERSION = ofp.OFP_VERSION
@@ -32,8 +33,6 @@ BUNDLE_ADD = struct.Struct("!BBHIIIIxxH")  # header, experimenter, exp_type, id,
 BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")  # header, experimenter, exp_type, id, type, flags
 # a bundle-add header followed by the header of the message it carries
 _BUNDLE_ADD_INNER = struct.Struct("!BBHIIIIxxHBBHI")
-
-Key = tuple[int, int, tuple[bytes, ...]]
 
 
 def match_tlvs(match: bytes) -> tuple[bytes, ...]:
@@ -91,7 +90,7 @@ class InstalledFlow(NamedTuple):
         return (self.table, self.priority, match_tlvs(self.match))
 
     @classmethod
-    def from_encoded(cls, encoded: Encoded) -> "InstalledFlow":
+    def from_encoded(cls, encoded: Encoded) -> InstalledFlow:
         """What the bridge holds after `encoded` was added (duration unknown: 0)."""
         match_length = MATCH_HEADER.unpack_from(encoded.flow_mod, 48)[1]
         table, priority, _ = encoded.key
@@ -174,7 +173,7 @@ def bundle_adds(bundle_id: int, messages: Sequence[bytes], first_xid: int,
                 flags: int = ofp.ONF_BF_ATOMIC) -> bytes:
     """`bundle_add` of each message, with consecutive xids from `first_xid`, as one buffer."""
     pack = _BUNDLE_ADD_INNER.pack
-    parts = []
+    parts: list[bytes | memoryview] = []
     xid = first_xid
     for message in messages:
         size = len(message)

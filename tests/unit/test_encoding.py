@@ -9,15 +9,28 @@ import pytest
 
 from bench.generate import generate, write
 from controller.compiler import compile_node
-from controller.pipeline.cookies import Owner, OwnerKind
 from controller.openflow.encoding import _ACTIONS, flow_mod_bytes
 from controller.openflow.osken_flow import flow_mod
-from controller.pipeline.flow import (Action, Conntrack, Flow, LoadReg, LoadTunId, Match, MoveRegToTunId,
-                             MoveTunIdToReg, Note, Output, OutputReg, Proto, SetField,
-                             SetFieldName)
+from controller.openflow.wire import encode, encode_flow
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import (
+    Action,
+    Conntrack,
+    Flow,
+    LoadReg,
+    LoadTunId,
+    Match,
+    MoveRegToTunId,
+    MoveTunIdToReg,
+    Note,
+    Output,
+    OutputReg,
+    Proto,
+    SetField,
+    SetFieldName,
+)
 from controller.pipeline.registers import DST_VNID, OUT_PORT, SRC_VNID
 from controller.pipeline.tables import Table
-from controller.openflow.wire import encode, encode_flow
 from tests.golden.update import CLUSTERS, SETTINGS
 from tests.unit.test_golden import CASES, FakeDatapath
 from topology.load import load_topology
