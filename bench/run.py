@@ -56,6 +56,7 @@ import yaml
 from bench.generate import generate, write
 from controller.compiler import Settings, compile_node
 from controller.compiler.incremental import NodeCompiler
+from controller.openflow.wire import encode_flow
 from lab.ofclient import OfClient
 from lab.privateovs import PrivateOvs
 from controller.reconcile import diff
@@ -132,7 +133,7 @@ class PluginBench:
         self.pod_ports = {p.interface: p.ofport for p in topology.pods
                           if p.node == node and p.interface and p.ofport}
         reference, render_s = _timed(compile_node, topology, node, NO_DNS)
-        compiler = NodeCompiler(node, NO_DNS)
+        compiler = NodeCompiler(node, NO_DNS, encode_flow)
         _, build_s = _timed(compiler.update, topology)
         text, text_s = _timed(reference.to_ofctl)
         self.flows_file = self.work / "node.flows"

@@ -29,6 +29,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller.compiler import Settings, UnknownNode
 from controller.compiler.incremental import NodeCompiler
+from controller.openflow.wire import encode_flow
 from controller.config import ConfigError, ControllerSettings, load_settings, register_options
 from prometheus_client import REGISTRY
 
@@ -124,7 +125,8 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
         connects, gets them without waiting for a compile."""
         assert self.topology is not None
         started = time.monotonic()
-        compiler = self.compilers.setdefault(host, NodeCompiler(host, self._compile_settings()))
+        compiler = self.compilers.setdefault(
+            host, NodeCompiler(host, self._compile_settings(), encode_flow))
         try:
             compiler.update(self.topology, compiler.ports)
         except (UnknownNode, CookieCollision) as error:
@@ -153,7 +155,7 @@ class OsdnController(app_manager.OSKenApp):  # type: ignore[misc]
                 other.compiler is compiler for other in self.sessions.values()
                 if other is not session)
             if compiler is None or taken:  # two bridges for one node: each its own
-                compiler = NodeCompiler(session.host, self._compile_settings())
+                compiler = NodeCompiler(session.host, self._compile_settings(), encode_flow)
                 if not taken:
                     self.compilers[session.host] = compiler
             session.compiler = compiler

@@ -9,28 +9,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.compiler.context import FlowSet, NodeContext, Settings
-from controller.compiler.egress_firewall import compile_egress_firewalls
-from controller.compiler.egress_ip import compile_egress_ips
-from controller.compiler.hostsubnet import compile_host_subnets
-from controller.compiler.multicast import compile_multicast
-from controller.compiler.networkpolicy import compile_network_policies
-from controller.compiler.pod import compile_pods
-from controller.compiler.service import compile_services
-from controller.compiler.static import compile_static
-from controller.compiler.vnid import compile_vnid_rules
+from controller.compiler.context import (
+    DEFAULT_SETTINGS,
+    FlowSet,
+    NodeContext,
+    Settings,
+    UnknownNode,
+    host_subnet_of,
+)
+from controller.compiler.registry import compile_units
 from controller.pipeline.cookies import Owner
 from controller.pipeline.flow import Flow, sort_key
 from topology.model import Topology
-from topology.errors import OsdnError
-
-PARTS = (compile_static, compile_host_subnets, compile_pods, compile_services,
-         compile_vnid_rules, compile_network_policies, compile_egress_ips,
-         compile_egress_firewalls, compile_multicast)
-
-
-class UnknownNode(OsdnError, KeyError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -38,6 +28,13 @@ class NodeFlows:
     node: str
     flows: tuple[Flow, ...]  # in render order
     warnings: tuple[str, ...]
+
+    @classmethod
+    def of(cls, topology: Topology, node: str, out: FlowSet) -> NodeFlows:
+        """The result of compiling `node` into `out`: flows sorted for rendering, the
+        topology's warnings then the compiler's."""
+        flows = tuple(sorted(out.flows.values(), key=sort_key))
+        return cls(node, flows, tuple(topology.warnings) + tuple(out.warnings))
 
     def by_owner(self) -> dict[Owner, list[Flow]]:
         owners: dict[Owner, list[Flow]] = {}
@@ -49,19 +46,14 @@ class NodeFlows:
         return "".join(flow.to_ofctl() + "\n" for flow in self.flows)
 
 
-def compile_node(topology: Topology, node: str, settings: Settings = Settings(),
+def compile_node(topology: Topology, node: str, settings: Settings = DEFAULT_SETTINGS,
                  port_numbers: Mapping[str, int] | None = None) -> NodeFlows:
     """All flows of `node`'s br0.  `port_numbers` (interface -> ofport, as the switch
     reports them) replaces the pods' `osdn.dev/ofport` annotations when given."""
-    host_subnet = topology.host_subnet(node)
-    if host_subnet is None:
-        known = ", ".join(sorted(hs.host for hs in topology.host_subnets))
-        raise UnknownNode(f"no HostSubnet with host {node!r} (known: {known})")
-    ctx = NodeContext(topology, host_subnet, settings, port_numbers, FlowSet())
-    for part in PARTS:
-        part(ctx)
-    flows = tuple(sorted(ctx.out.flows.values(), key=sort_key))
-    return NodeFlows(node, flows, tuple(topology.warnings) + tuple(ctx.out.warnings))
+    out = FlowSet()
+    compile_units(NodeContext(topology, host_subnet_of(topology, node), settings, port_numbers,
+                              out))
+    return NodeFlows.of(topology, node, out)
 
 
 __all__ = ["NodeFlows", "Settings", "compile_node", "UnknownNode"]

@@ -6,12 +6,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
 
 from controller.pipeline.cookies import CookieRegistry, Owner
 from controller.pipeline.flow import Action, Flow, Match
 from controller.pipeline.tables import Table
-from topology.model import HostSubnet, NetworkPolicy, Plugin, Pod, Topology
 from topology.errors import OsdnError
+from topology.model import GLOBAL_VNID, HostSubnet, NetworkPolicy, Plugin, Pod, Topology
 
 Resolver = Callable[[str], Sequence[IPv4Address]]
 
@@ -28,8 +29,36 @@ class Settings:
             raise ValueError(f"masquerade bit {self.masquerade_bit} outside 0..31")
 
 
-class FlowConflict(OsdnError, ValueError):
+DEFAULT_SETTINGS = Settings()
+
+
+class UnknownNode(OsdnError, KeyError):
     pass
+
+
+def host_subnet_of(topology: Topology, node: str) -> HostSubnet:
+    """The HostSubnet of `node`; UnknownNode if the topology has none."""
+    host_subnet = topology.host_subnet(node)
+    if host_subnet is None:
+        known = ", ".join(sorted(hs.host for hs in topology.host_subnets))
+        raise UnknownNode(f"no HostSubnet with host {node!r} (known: {known})")
+    return host_subnet
+
+
+def ofport_of(pod: Pod, port_numbers: Mapping[str, int] | None) -> int | None:
+    """The pod's ofport: from the switch's port numbers when given, else as annotated."""
+    if port_numbers is None:
+        return pod.ofport
+    return port_numbers.get(pod.interface or "")
+
+
+class FlowSink(Protocol):
+    """Where the compiler's code puts flows and warnings (a `FlowSet`, or a recorder)."""
+
+    warnings: list[str]
+
+    def add(self, owner: Owner, table: Table, priority: int, match: Match,
+            actions: Sequence[Action] = (), goto: Table | None = None) -> None: ...
 
 
 @dataclass
@@ -61,7 +90,7 @@ class NodeContext:
     node: HostSubnet
     settings: Settings
     port_numbers: Mapping[str, int] | None = None  # interface -> ofport, from the switch
-    out: FlowSet = field(default_factory=FlowSet)
+    out: FlowSink = field(default_factory=FlowSet)
 
     @property
     def plugin(self) -> Plugin:
@@ -89,9 +118,7 @@ class NodeContext:
         return [hs for hs in self.topology.host_subnets if hs.host_ip != self.node.host_ip]
 
     def ofport(self, pod: Pod) -> int | None:
-        if self.port_numbers is None:
-            return pod.ofport
-        return self.port_numbers.get(pod.interface or "")
+        return ofport_of(pod, self.port_numbers)
 
     @cached_property
     def local_pods(self) -> list[tuple[Pod, int]]:
@@ -103,6 +130,14 @@ class NodeContext:
                 if port is not None:
                     pods.append((pod, port))
         return pods
+
+    @cached_property
+    def vnids_in_use(self) -> set[int]:
+        """VNIDs (but the global one) of local pods and of Services (watched cluster-wide)."""
+        vnid = self.vnid
+        used = {vnid(pod.namespace) for pod, _ in self.local_pods}
+        used |= {vnid(svc.namespace) for svc in self.topology.services if svc.cluster_ip}
+        return used - {GLOBAL_VNID}
 
     @cached_property
     def pods_by_namespace(self) -> dict[str, list[Pod]]:

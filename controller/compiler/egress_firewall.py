@@ -12,6 +12,7 @@ from collections import defaultdict
 from ipaddress import IPv4Network
 
 from controller.compiler.context import NodeContext
+from controller.compiler.unit import UnitKind
 from controller.pipeline.cookies import Owner, OwnerKind
 from controller.pipeline.flow import Action, Match, Output, Proto
 from controller.pipeline.tables import Table
@@ -74,3 +75,6 @@ def _destinations(ctx: NodeContext, enp: EgressNetworkPolicy,
         ctx.out.warnings.append(f"EgressNetworkPolicy/{enp.namespace}/{enp.name}: dnsName "
                                 f"{rule.dns_name} did not resolve; its rule has no flow")
     return [IPv4Network(ip) for ip in sorted(set(addresses))]
+
+
+UNIT = UnitKind.whole("egress-firewall", compile_egress_firewalls)

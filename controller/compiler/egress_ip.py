@@ -14,6 +14,7 @@ from ipaddress import IPv4Address
 
 from controller.compiler.context import NodeContext
 from controller.compiler.hostsubnet import to_node
+from controller.compiler.unit import UnitKind
 from controller.pipeline.cookies import Owner, OwnerKind
 from controller.pipeline.flow import Action, Conntrack, Match, Proto, SetField, SetFieldName
 from controller.pipeline.tables import Table
@@ -83,3 +84,6 @@ def compile_egress_ips(ctx: NodeContext) -> None:
             commit: tuple[Action, ...] = (Conntrack(commit=True),) if ctx.conntrack else ()
             ctx.out.add(own, Table.EGRESS_IP, 100, Match(proto=Proto.IP, reg0=vnid),
                         commit + to_node(node))
+
+
+UNIT = UnitKind.whole("egress-ip", compile_egress_ips)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from controller.compiler.context import NodeContext
+from controller.compiler.unit import UnitKind
 from controller.pipeline.cookies import Owner, OwnerKind
-from controller.pipeline.flow import Action, LoadTunId, Match, MoveRegToTunId, Output, Proto, SetField, \
-    SetFieldName
+from controller.pipeline.flow import (
+    Action,
+    LoadTunId,
+    Match,
+    MoveRegToTunId,
+    Output,
+    Proto,
+    SetField,
+    SetFieldName,
+)
 from controller.pipeline.registers import SRC_VNID
 from controller.pipeline.tables import Table
-from topology.model import VXLAN_OFPORT, HostSubnet
+from topology.model import VXLAN_OFPORT, HostSubnet, Topology
 
 REPLICATION = Owner(OwnerKind.MULTICAST, "vxlan-replication")
 
@@ -21,12 +32,6 @@ def to_node(hs: HostSubnet) -> tuple[Action, ...]:
     """Tunnel to `hs`, carrying the source VNID (or the F5 VTEP's fixed one)."""
     vnid: Action = MoveRegToTunId(SRC_VNID) if hs.fixed_vnid is None else LoadTunId(hs.fixed_vnid)
     return (vnid, SetField(SetFieldName.TUN_DST, str(hs.host_ip)), Output(VXLAN_OFPORT))
-
-
-def compile_host_subnets(ctx: NodeContext) -> None:
-    for hs in ctx.remote_subnets:
-        add_remote(ctx, hs)
-    multicast_replication(ctx)
 
 
 def add_remote(ctx: NodeContext, hs: HostSubnet) -> None:
@@ -44,3 +49,19 @@ def multicast_replication(ctx: NodeContext) -> None:
         actions += [SetField(SetFieldName.TUN_DST, ip), Output(VXLAN_OFPORT)]
     ctx.out.add(REPLICATION, Table.MULTICAST_VXLAN, 100, Match(), actions, Table.MULTICAST_LOCAL)
 
+
+def _remote_subnets(ctx: NodeContext) -> list[HostSubnet]:
+    return ctx.remote_subnets
+
+
+def _name(hs: HostSubnet) -> str:
+    return hs.name
+
+
+def _positions(topology: Topology) -> dict[Hashable, int]:
+    return {hs.name: i for i, hs in enumerate(topology.host_subnets)}
+
+
+UNIT = UnitKind("remote-node", _remote_subnets, add_remote, _name, _positions)
+# after every remote node's flows, as 3.11 adds it once it has seen them all
+REPLICATION_UNIT = UnitKind.whole("replication", multicast_replication)

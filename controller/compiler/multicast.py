@@ -7,6 +7,7 @@ A VNID is multicast-enabled only if every namespace sharing it carries the annot
 from __future__ import annotations
 
 from controller.compiler.context import NodeContext
+from controller.compiler.unit import UnitKind
 from controller.pipeline.cookies import Owner, OwnerKind
 from controller.pipeline.flow import DEFAULT_PRIORITY, Match, Output
 from controller.pipeline.tables import Table
@@ -40,3 +41,6 @@ def compile_multicast(ctx: NodeContext) -> None:
             # 3.11 sorts the "output:N" strings, so 10 comes before 9
             outputs = tuple(Output(p) for p in sorted(ports, key=str))
             ctx.out.add(own, Table.MULTICAST_LOCAL, 100, Match(reg0=vnid), outputs)
+
+
+UNIT = UnitKind.whole("multicast", compile_multicast)

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from controller.compiler.context import NodeContext
+from controller.compiler.unit import UnitKind, itself
 from controller.pipeline.cookies import Owner, OwnerKind
 from controller.pipeline.flow import Match, OutputReg, Proto
 from controller.pipeline.registers import OUT_PORT
 from controller.pipeline.tables import Table
-from topology.model import IngressRule, LabelSelector, NetworkPolicy, Plugin, PolicyPeer
 from topology.errors import OsdnError
+from topology.model import IngressRule, LabelSelector, NetworkPolicy, Plugin, PolicyPeer
 
 PROTOCOLS = {"TCP": Proto.TCP, "UDP": Proto.UDP}
 
@@ -47,15 +48,15 @@ def namespace_owner(namespace: str) -> Owner:
     return Owner(OwnerKind.POLICY_NAMESPACE, namespace)
 
 
-def compile_network_policies(ctx: NodeContext) -> None:
+def namespaces_in_use(ctx: NodeContext) -> list[str]:
+    """The namespaces with a pod on this node, sorted (ovs-networkpolicy only)."""
     if ctx.plugin is not Plugin.NETWORKPOLICY:
-        return
-    in_use = sorted({pod.namespace for pod, _ in ctx.local_pods})
-    for namespace in in_use:
-        _sync_namespace(ctx, namespace)
+        return []
+    return sorted({pod.namespace for pod, _ in ctx.local_pods})
 
 
-def _sync_namespace(ctx: NodeContext, namespace: str) -> None:
+def sync_namespace(ctx: NodeContext, namespace: str) -> None:
+    """The table-80 flows of one namespace in use: its policies' allows, then its drops."""
     vnid = ctx.vnid(namespace)
     policies = ctx.policies_by_namespace.get(namespace, [])
     all_selected = False
@@ -168,3 +169,6 @@ def _merge(*parts: Match) -> Match:
                 continue  # "tcp" already implies "ip"
             fields[name] = value
     return Match(**fields)  # type: ignore[arg-type]
+
+
+UNIT = UnitKind("policy-namespace", namespaces_in_use, sync_namespace, itself)

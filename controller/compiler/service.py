@@ -6,28 +6,32 @@ per TCP/UDP port, loading the service's VNID into reg1 and tun0 into reg2 for ta
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from ipaddress import IPv4Network
 
 from controller.compiler.context import NodeContext
+from controller.compiler.unit import UnitKind
 from controller.pipeline.cookies import Owner, OwnerKind
 from controller.pipeline.flow import LoadReg, Match, Proto
 from controller.pipeline.registers import DST_VNID, OUT_PORT
 from controller.pipeline.tables import Table
-from topology.model import TUN0_OFPORT, Service
+from topology.model import TUN0_OFPORT, Service, Topology
 
 PROTOCOLS = {"TCP": Proto.TCP, "UDP": Proto.UDP}  # SCTP arrived in 4.2: 3.11 skips it
 
 
+def key(svc: Service) -> str:
+    return f"{svc.namespace}/{svc.name}"
+
+
 def owner(svc: Service) -> Owner:
-    return Owner(OwnerKind.SERVICE, f"{svc.namespace}/{svc.name}")
+    return Owner(OwnerKind.SERVICE, key(svc))
 
 
-def compile_services(ctx: NodeContext) -> None:
+def _services(ctx: NodeContext) -> list[Service]:
     if ctx.conntrack:
-        return  # conntrack mode sends all service traffic to tun0 (static flow)
-    for svc in ctx.topology.services:
-        if svc.cluster_ip is not None:
-            add_service(ctx, svc)
+        return []  # conntrack mode sends all service traffic to tun0 (static flow)
+    return [svc for svc in ctx.topology.services if svc.cluster_ip is not None]
 
 
 def add_service(ctx: NodeContext, svc: Service) -> None:
@@ -44,3 +48,10 @@ def add_service(ctx: NodeContext, svc: Service) -> None:
             continue
         ctx.out.add(own, Table.SERVICE, 100, Match(proto=proto, nw_dst=ip, tp_dst=port.port),
                     actions, Table.INGRESS_POLICY)
+
+
+def _positions(topology: Topology) -> dict[Hashable, int]:
+    return {key(svc): i for i, svc in enumerate(topology.services)}
+
+
+UNIT = UnitKind("service", _services, add_service, key, _positions)

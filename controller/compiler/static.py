@@ -5,9 +5,18 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from controller.compiler.context import NodeContext
+from controller.compiler.unit import UnitKind
 from controller.pipeline.cookies import Owner, OwnerKind
-from controller.pipeline.flow import (DEFAULT_PRIORITY, Conntrack, Match, MoveTunIdToReg, Note, Output,
-                             OutputReg, Proto)
+from controller.pipeline.flow import (
+    DEFAULT_PRIORITY,
+    Conntrack,
+    Match,
+    MoveTunIdToReg,
+    Note,
+    Output,
+    OutputReg,
+    Proto,
+)
 from controller.pipeline.registers import OUT_PORT, SRC_VNID
 from controller.pipeline.tables import Table
 from topology.model import TUN0_OFPORT, VXLAN_OFPORT, Plugin
@@ -31,7 +40,8 @@ def compile_static(ctx: NodeContext) -> None:
     _service_defaults(ctx)
     _ingress_policy_base(ctx)
     _egress_defaults(ctx)
-    ctx.out.add(VERSION, Table.VERSION_NOTE, DEFAULT_PRIORITY, Match(), (Note(version_note(ctx.plugin)),))
+    ctx.out.add(VERSION, Table.VERSION_NOTE, DEFAULT_PRIORITY, Match(),
+                (Note(version_note(ctx.plugin)),))
 
 
 def _classifier(ctx: NodeContext) -> None:
@@ -135,3 +145,6 @@ def _egress_defaults(ctx: NodeContext) -> None:
     add(STATIC, Table.EGRESS_IP, 200, Match(proto=Proto.UDP, nw_dst=node_ip, tp_dst=53), TO_TUN0)
     add(STATIC, Table.EGRESS_IP, 0, Match(), goto=Table.EGRESS_FIREWALL)
     add(STATIC, Table.EGRESS_FIREWALL, 0, Match(), TO_TUN0)
+
+
+UNIT = UnitKind.whole("static", compile_static)

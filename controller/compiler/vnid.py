@@ -9,30 +9,27 @@ derives them from the topology has none to remove.
 from __future__ import annotations
 
 from controller.compiler.context import NodeContext
+from controller.compiler.unit import UnitKind, itself
 from controller.pipeline.cookies import Owner, OwnerKind
 from controller.pipeline.flow import Match, OutputReg
 from controller.pipeline.registers import OUT_PORT
 from controller.pipeline.tables import Table
-from topology.model import GLOBAL_VNID, Plugin
+from topology.model import Plugin
 
 
 def owner(vnid: int) -> Owner:
     return Owner(OwnerKind.VNID, str(vnid))
 
 
-def vnids_in_use(ctx: NodeContext) -> set[int]:
-    used = {ctx.vnid(pod.namespace) for pod, _ in ctx.local_pods}
-    used |= {ctx.vnid(svc.namespace) for svc in ctx.topology.services if svc.cluster_ip}
-    return used - {GLOBAL_VNID}
-
-
-def compile_vnid_rules(ctx: NodeContext) -> None:
+def _vnids(ctx: NodeContext) -> list[int]:
     if ctx.plugin is not Plugin.MULTITENANT:
-        return
-    for vnid in sorted(vnids_in_use(ctx)):
-        add_vnid_rule(ctx, vnid)
+        return []
+    return sorted(ctx.vnids_in_use)
 
 
 def add_vnid_rule(ctx: NodeContext, vnid: int) -> None:
     ctx.out.add(owner(vnid), Table.INGRESS_POLICY, 100, Match(reg0=vnid, reg1=vnid),
                 (OutputReg(OUT_PORT),))
+
+
+UNIT = UnitKind("vnid-rule", _vnids, add_vnid_rule, itself)

@@ -3,9 +3,10 @@
 Building and serializing one os-ken message costs 66-83 µs per flow; packing the few match
 fields and actions openshift-sdn uses directly costs a few µs: every OXM header and every
 fixed-size action is one precomputed prefix or one `struct` call, and the cookie (a SHA-256
-of the owner's name) can be passed in by a caller that already knows it.  `Flow.to_ofp()`
-(os-ken) stays the reference: tests/unit/test_encoding.py compares both byte for byte for
-every flow kind, and tests/integration/test_wire.py shows OVS reads back exactly these bytes.
+of the owner's name) can be passed in by a caller that already knows it.  The numbers
+(message types, field headers, action types) are os-ken's.  `osken_flow.flow_mod` (os-ken)
+stays the reference: tests/unit/test_encoding.py compares both byte for byte for every flow
+kind, and tests/integration/test_wire.py shows OVS reads back exactly these bytes.
 """
 
 from __future__ import annotations
@@ -15,60 +16,84 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from controller.pipeline.flow import (Conntrack, Flow, LoadReg, LoadTunId, Match, MoveRegToTunId,
-                             MoveTunIdToReg, Note, Output, OutputReg, Proto, SetField,
-                             SetFieldName, _ct_state)
-from controller.pipeline.registers import RegField
+from os_ken.ofproto import nicira_ext
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto.nicira_ext import (
+    NX_CT_F_COMMIT,
+    NX_CT_RECIRC_NONE,
+    NXAST_CT,
+    NXAST_NAT,
+    NXAST_NOTE,
+    NXAST_OUTPUT_REG,
+    NXAST_REG_LOAD,
+    NXAST_REG_MOVE,
+)
+from os_ken.ofproto.ofproto_common import NX_EXPERIMENTER_ID as NX_VENDOR
+from os_ken.ofproto.ofproto_v1_3 import OFPAT_EXPERIMENTER
 
-OFP_VERSION = 4
-OFPT_FLOW_MOD = 14
-OFPFC_ADD = 0
-OFP_NO_BUFFER = 0xFFFFFFFF
-OFPP_ANY = 0xFFFFFFFF
-OFPG_ANY = 0xFFFFFFFF
-OFPIT_GOTO_TABLE, OFPIT_APPLY_ACTIONS = 1, 4
-OFPAT_OUTPUT, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 0, 25, 0xFFFF
-NX_VENDOR = 0x00002320
-NXAST_REG_MOVE, NXAST_REG_LOAD, NXAST_NOTE, NXAST_OUTPUT_REG = 6, 7, 8, 15
-NXAST_CT, NXAST_NAT = 35, 36
-BASIC, NXM1 = 0x8000, 0x0001
+from controller.openflow.osken_flow import IP_FRAG_LATER, TUN_ID, ct_state_bits
+from controller.pipeline.flow import (
+    Conntrack,
+    Flow,
+    LoadReg,
+    LoadTunId,
+    Match,
+    MoveRegToTunId,
+    MoveTunIdToReg,
+    Note,
+    Output,
+    OutputReg,
+    Proto,
+    SetField,
+    SetFieldName,
+)
+from controller.pipeline.registers import RegField
 
 FLOW_MOD_HEAD = struct.Struct("!BBHIQQBBHHHIIIH2x")
 NX_HEAD = struct.Struct("!HHIH")
 
 
-def oxm(oxm_class: int, field: int, length: int, masked: bool = False) -> int:
-    """An OXM/NXM field header: class, field, has-mask bit, payload length."""
-    return (oxm_class << 16) | (field << 9) | (int(masked) << 8) | (length * (2 if masked else 1))
+def field_header(name: str, masked: bool = False) -> int:
+    """The OXM/NXM TLV header os-ken writes for match field `name` (its own field table)."""
+    number, value_type = ofp.oxm_get_field_info_by_name(name)
+    zero = bytes(value_type.size)
+    tlv = bytearray()
+    ofp.oxm_serialize(number, zero, zero if masked else None, tlv, 0)
+    header: int = struct.unpack_from("!I", tlv)[0]
+    return header
 
 
-TUN_ID = oxm(NXM1, 16, 8)
+def _h(name: str, masked: bool = False) -> bytes:
+    return struct.pack("!I", field_header(name, masked))
+
+
+_REG_HEADERS = tuple(field_header(f"reg{reg}") for reg in range(16))
 
 
 def reg_header(reg: int) -> int:
-    return oxm(NXM1, reg, 4)
+    return _REG_HEADERS[reg]
 
 
-def _h(oxm_class: int, field: int, length: int, masked: bool = False) -> bytes:
-    return struct.pack("!I", oxm(oxm_class, field, length, masked))
+TUN_ID_HEADER = field_header(TUN_ID)
 
 
 # ---------------------------------------------------------------------------- match
 
 _U16 = struct.Struct("!H").pack
 _U32 = struct.Struct("!I").pack
-_IN_PORT = _h(BASIC, 0, 4)
-_REG = tuple(_h(NXM1, reg, 4) for reg in range(16))
-_CT_STATE = _h(NXM1, 105, 4, True)
-_TUN_SRC = _h(NXM1, 31, 4)
-_ARP_SHA = _h(BASIC, 24, 6, True)
-_IP_FRAG_LATER = _h(NXM1, 26, 1) + b"\x03"
-_TP_DST = {6: _h(BASIC, 14, 2), 17: _h(BASIC, 16, 2)}
+_IN_PORT = _h("in_port")
+_REG = tuple(struct.pack("!I", header) for header in _REG_HEADERS)
+_CT_STATE = _h("ct_state", True)
+_TUN_SRC = _h("tun_ipv4_src")
+_ARP_SHA = _h("arp_sha", True)
+_IP_FRAG_LATER = _h("ip_frag") + bytes([IP_FRAG_LATER])
+_TP_DST = {Proto.TCP.ip_proto: _h("tcp_dst"), Proto.UDP.ip_proto: _h("udp_dst")}
 # arp_spa, arp_tpa, nw_src, nw_dst: (header of an exact value, header of a masked one)
-_ARP_SPA, _ARP_TPA, _NW_SRC, _NW_DST = ((_h(BASIC, f, 4), _h(BASIC, f, 4, True))
-                                        for f in (22, 23, 11, 12))
-_PROTO = {proto: _h(BASIC, 5, 2) + _U16(proto.eth_type)
-          + (b"" if proto.ip_proto is None else _h(BASIC, 10, 1) + bytes([proto.ip_proto]))
+_ARP_SPA, _ARP_TPA, _NW_SRC, _NW_DST = ((_h(name), _h(name, True))
+                                        for name in ("arp_spa", "arp_tpa", "ipv4_src",
+                                                     "ipv4_dst"))
+_PROTO = {proto: _h("eth_type") + _U16(proto.eth_type)
+          + (b"" if proto.ip_proto is None else _h("ip_proto") + bytes([proto.ip_proto]))
           for proto in Proto}
 _PAD = tuple(b"\0" * n for n in range(8))
 _MATCH_HEAD = struct.Struct("!HH").pack
@@ -88,13 +113,14 @@ def _mac(text: str) -> bytes:
 def _ct_state_tlv(text: str) -> bytes:
     tlv = _ct_states.get(text)
     if tlv is None:
-        value, mask = _ct_state(text)
+        value, mask = ct_state_bits(text)
         tlv = _ct_states[text] = _CT_STATE + _U32(value) + _U32(mask)
     return tlv
 
 
 def match_bytes(match: Match) -> bytes:
-    """The ofp_match: OXM TLVs in the order `Match.osken_fields` uses (prerequisites first)."""
+    """The ofp_match: OXM TLVs in the order `osken_flow.match_fields` uses (prerequisites
+    first)."""
     out = []
     if match.in_port is not None:
         out.append(_IN_PORT + _U32(match.in_port))
@@ -123,10 +149,10 @@ def match_bytes(match: Match) -> bytes:
         out.append(_IP_FRAG_LATER)
     if match.tp_dst is not None:
         assert proto is not None and proto.ip_proto is not None
-        out.append(_TP_DST[6 if proto.ip_proto == 6 else 17] + _U16(match.tp_dst))
+        out.append(_TP_DST[proto.ip_proto] + _U16(match.tp_dst))
     body = b"".join(out)
     length = 4 + len(body)
-    return _MATCH_HEAD(1, length) + body + _PAD[-length % 8]
+    return _MATCH_HEAD(ofp.OFPMT_OXM, length) + body + _PAD[-length % 8]
 
 
 # ---------------------------------------------------------------------------- actions
@@ -138,10 +164,6 @@ def _nx(subtype: int, body: bytes) -> bytes:
         + b"\0" * padding
 
 
-def _ofs_nbits(lo: int, hi: int) -> int:
-    return (lo << 6) | (hi - lo)
-
-
 # The 24-byte NX actions, each one struct: experimenter header + body (no padding needed).
 _NX_OUTPUT_REG = struct.Struct("!HHIHHIH6x")
 _NX_REG_LOAD = struct.Struct("!HHIHHIQ")
@@ -149,17 +171,16 @@ _NX_REG_MOVE = struct.Struct("!HHIHHHHII")
 _OUTPUT = struct.Struct("!HHIH6x")
 _outputs: dict[int, bytes] = {}
 
-SET_FIELD_HEADERS = {SetFieldName.TUN_DST: oxm(NXM1, 32, 4), SetFieldName.ETH_DST: oxm(BASIC, 3, 6),
-                     SetFieldName.PKT_MARK: oxm(NXM1, 33, 4)}
+SET_FIELD_HEADERS = {name: field_header(name.osken) for name in SetFieldName}
 # set_field: ofp_action_set_field header, then the OXM TLV, padded to 16 bytes
-_SET_FIELD_HEAD = {name: struct.pack("!HHI", OFPAT_SET_FIELD, 16, header)
+_SET_FIELD_HEAD = {name: struct.pack("!HHI", ofp.OFPAT_SET_FIELD, 16, header)
                    for name, header in SET_FIELD_HEADERS.items()}
 
 
 def _output(action: Output) -> bytes:
     encoded = _outputs.get(action.port)
     if encoded is None:
-        encoded = _OUTPUT.pack(OFPAT_OUTPUT, 16, action.port, 0)
+        encoded = _OUTPUT.pack(ofp.OFPAT_OUTPUT, 16, action.port, 0)
         if len(_outputs) < 4096:
             _outputs[action.port] = encoded
     return encoded
@@ -173,7 +194,7 @@ def _reg(reg: RegField) -> tuple[RegField, int, int, bytes]:
     itself, so its id cannot be reused while cached."""
     entry = _regs.get(id(reg))
     if entry is None or entry[0] is not reg:
-        ofs_nbits, header = _ofs_nbits(reg.lo, reg.hi), reg_header(reg.reg)
+        ofs_nbits, header = nicira_ext.ofs_nbits(reg.lo, reg.hi), reg_header(reg.reg)
         entry = (reg, ofs_nbits, header, _NX_OUTPUT_REG.pack(
             OFPAT_EXPERIMENTER, 24, NX_VENDOR, NXAST_OUTPUT_REG, ofs_nbits, header, 0xFFFF))
         if len(_regs) < 256:
@@ -193,18 +214,18 @@ def _load_reg(action: LoadReg) -> bytes:
 
 def _load_tun_id(action: LoadTunId) -> bytes:
     return _NX_REG_LOAD.pack(OFPAT_EXPERIMENTER, 24, NX_VENDOR, NXAST_REG_LOAD,
-                             _ofs_nbits(0, 31), TUN_ID, action.value)
+                             nicira_ext.ofs_nbits(0, 31), TUN_ID_HEADER, action.value)
 
 
 def _move_tun_id_to_reg(action: MoveTunIdToReg) -> bytes:
     return _NX_REG_MOVE.pack(OFPAT_EXPERIMENTER, 24, NX_VENDOR, NXAST_REG_MOVE, 32, 0,
-                             action.reg.lo, TUN_ID, reg_header(action.reg.reg))
+                             action.reg.lo, TUN_ID_HEADER, reg_header(action.reg.reg))
 
 
 def _move_reg_to_tun_id(action: MoveRegToTunId) -> bytes:
     return _NX_REG_MOVE.pack(OFPAT_EXPERIMENTER, 24, NX_VENDOR, NXAST_REG_MOVE,
                              action.reg.n_bits, action.reg.lo, 0, reg_header(action.reg.reg),
-                             TUN_ID)
+                             TUN_ID_HEADER)
 
 
 def _set_field(action: SetField) -> bytes:
@@ -223,8 +244,9 @@ def _note(action: Note) -> bytes:
 
 def _conntrack(action: Conntrack) -> bytes:
     nat = _nx(NXAST_NAT, struct.pack("!2xHH", 0, 0)) if action.nat else b""
-    table = 255 if action.table is None else int(action.table)
-    return _nx(NXAST_CT, struct.pack("!HIHB3xH", int(action.commit), 0, 0, table, 0) + nat)
+    table = NX_CT_RECIRC_NONE if action.table is None else int(action.table)
+    flags = NX_CT_F_COMMIT if action.commit else 0
+    return _nx(NXAST_CT, struct.pack("!HIHB3xH", flags, 0, 0, table, 0) + nat)
 
 
 _ACTIONS: dict[type, Callable[[Any], bytes]] = {
@@ -242,7 +264,7 @@ def action_bytes(action: object) -> bytes:
 
 
 _APPLY_HEAD = struct.Struct("!HH4x").pack
-_GOTO = tuple(struct.pack("!HHB3x", OFPIT_GOTO_TABLE, 8, table) for table in range(256))
+_GOTO = tuple(struct.pack("!HHB3x", ofp.OFPIT_GOTO_TABLE, 8, table) for table in range(256))
 
 
 def instruction_bytes(flow: Flow) -> bytes:
@@ -250,18 +272,20 @@ def instruction_bytes(flow: Flow) -> bytes:
     if flow.actions:
         actions = b"".join([_ACTIONS[type(a)](a) if type(a) in _ACTIONS else action_bytes(a)
                             for a in flow.actions])
-        out = _APPLY_HEAD(OFPIT_APPLY_ACTIONS, 8 + len(actions)) + actions
+        out = _APPLY_HEAD(ofp.OFPIT_APPLY_ACTIONS, 8 + len(actions)) + actions
     if flow.goto is not None:
         out += _GOTO[int(flow.goto)]
     return out
 
 
 def flow_mod_bytes(flow: Flow, xid: int = 0, cookie: int | None = None) -> bytes:
-    """OFPFC_ADD for `flow`, byte-identical to os-ken's serialization of `flow.to_ofp()`.
+    """OFPFC_ADD for `flow`, byte-identical to os-ken's serialization of `osken_flow.flow_mod`.
     `cookie`: the flow's cookie when the caller knows it already (it is a SHA-256 away)."""
     tail = match_bytes(flow.match) + instruction_bytes(flow)
-    head = FLOW_MOD_HEAD.pack(OFP_VERSION, OFPT_FLOW_MOD, FLOW_MOD_HEAD.size + len(tail), xid,
+    head = FLOW_MOD_HEAD.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, FLOW_MOD_HEAD.size + len(tail),
+                              xid,
                               flow.cookie if cookie is None else cookie, 0, int(flow.table),
-                              OFPFC_ADD, 0, 0, flow.priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY,
+                              ofp.OFPFC_ADD, 0, 0, flow.priority, ofp.OFP_NO_BUFFER, ofp.OFPP_ANY,
+                              ofp.OFPG_ANY,
                               0)
     return head + tail

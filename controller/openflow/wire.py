@@ -19,22 +19,20 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto.ofproto_common import ONF_EXPERIMENTER_ID
 
 from controller.openflow.encoding import flow_mod_bytes
+from controller.pipeline.encoded import Key
 from controller.pipeline.flow import Flow
 
 OFP_VERSION = ofp.OFP_VERSION
 HEADER = struct.Struct("!BBHI")
 FLOW_STATS_FIXED = struct.Struct("!HBxIIHHHH4xQQQ")  # up to the match, 48 bytes
 MATCH_HEADER = struct.Struct("!HH")
-ONF_EXPERIMENTER_ID = 0x4F4E4600
 BUNDLE_ADD = struct.Struct("!BBHIIIIxxH")  # header, experimenter, exp_type, id, pad, flags
 BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")  # header, experimenter, exp_type, id, type, flags
-MULTIPART_MORE = 1
 # a bundle-add header followed by the header of the message it carries
 _BUNDLE_ADD_INNER = struct.Struct("!BBHIIIIxxHBBHI")
-
-Key = tuple[int, int, tuple[bytes, ...]]
 
 
 def match_tlvs(match: bytes) -> tuple[bytes, ...]:
@@ -92,7 +90,7 @@ class InstalledFlow(NamedTuple):
         return (self.table, self.priority, match_tlvs(self.match))
 
     @classmethod
-    def from_encoded(cls, encoded: Encoded) -> "InstalledFlow":
+    def from_encoded(cls, encoded: Encoded) -> InstalledFlow:
         """What the bridge holds after `encoded` was added (duration unknown: 0)."""
         match_length = MATCH_HEADER.unpack_from(encoded.flow_mod, 48)[1]
         table, priority, _ = encoded.key
@@ -141,7 +139,7 @@ def flow_stats_request(xid: int) -> bytes:
 def parse_flow_stats(message: bytes) -> tuple[list[InstalledFlow], bool]:
     """Entries of one OFPMP_FLOW reply message, and whether more parts follow."""
     flows = [flow for _, flow in iter_flow_stats(message)]
-    return flows, bool(message[11] & MULTIPART_MORE)
+    return flows, bool(message[11] & ofp.OFPMPF_REPLY_MORE)
 
 
 # ofp_flow_stats up to and including its match header: length, table, duration_sec,
@@ -171,16 +169,11 @@ def iter_flow_stats(message: bytes) -> list[tuple[Key, InstalledFlow]]:
     return out
 
 
-def more_parts(message: bytes) -> bool:
-    """Whether a multipart reply says that more parts follow."""
-    return bool(message[11] & MULTIPART_MORE)
-
-
 def bundle_adds(bundle_id: int, messages: Sequence[bytes], first_xid: int,
                 flags: int = ofp.ONF_BF_ATOMIC) -> bytes:
     """`bundle_add` of each message, with consecutive xids from `first_xid`, as one buffer."""
     pack = _BUNDLE_ADD_INNER.pack
-    parts = []
+    parts: list[bytes | memoryview] = []
     xid = first_xid
     for message in messages:
         size = len(message)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
+
 from topology.errors import OsdnError
 
 MARK = 0xD5
@@ -81,12 +82,18 @@ class CookieRegistry:
     def __init__(self) -> None:
         self._owners: dict[int, Owner] = {}
 
-    def register(self, owner: Owner) -> int:
-        cookie = owner.cookie
+    def register(self, owner: Owner, cookie: int | None = None) -> int:
+        """`owner`'s cookie, remembered; `cookie`: that cookie, if the caller has it already."""
+        if cookie is None:
+            cookie = owner.cookie
         known = self._owners.setdefault(cookie, owner)
         if known != owner:
             raise CookieCollision(f"cookie 0x{cookie:016x} of {owner} collides with {known}")
         return cookie
+
+    def forget(self, cookie: int) -> None:
+        """The cookie's owner has no flows any more."""
+        del self._owners[cookie]
 
     def owner(self, cookie: int) -> Owner | None:
         return self._owners.get(cookie)

@@ -1,18 +1,17 @@
-"""One Flow value type, rendered both as ovs-ofctl text and as an os-ken OFPFlowMod.
+"""One Flow value type, and its ovs-ofctl text.
 
 os-ken message objects are poor values (no equality before serialization, costly to
-build), so the compiler produces these frozen dataclasses instead.  A flow's identity on
-the switch is `(table, priority, match)` (`Flow.key`); the cookie and the actions are what
-an update may change.
+build), so the compiler produces these frozen dataclasses instead, and `controller.openflow`
+turns them into OpenFlow (`osken_flow` as os-ken objects, `encoding` as bytes).  A flow's
+identity on the switch is `(table, priority, match)` (`Flow.key`); the cookie and the
+actions are what an update may change.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any, Protocol
 
 from controller.pipeline.cookies import Owner
 from controller.pipeline.registers import RegField
@@ -21,10 +20,6 @@ from controller.pipeline.tables import Table, check_goto
 DEFAULT_PRIORITY = 32768  # OpenFlow's default, used where openshift-sdn names none
 ETH_IP = 0x0800
 ETH_ARP = 0x0806
-CT_TRACKED = 0x20  # OVS CS_TRACKED
-CT_REPLY = 0x08  # OVS CS_REPLY_DIR
-IP_FRAG_ANY = 0x1
-IP_FRAG_LATER = 0x2
 
 
 class Proto(enum.Enum):
@@ -43,24 +38,6 @@ class Proto(enum.Enum):
 
 def _net_text(net: IPv4Network) -> str:
     return str(net.network_address) if net.prefixlen == 32 else str(net)
-
-
-def _net_osken(net: IPv4Network) -> str | tuple[str, str]:
-    if net.prefixlen == 32:
-        return str(net.network_address)
-    return (str(net.network_address), str(net.netmask))
-
-
-def _ct_state(text: str) -> tuple[int, int]:
-    """'+trk-rpl' style flags -> (value, mask)."""
-    bits = {"trk": CT_TRACKED, "rpl": CT_REPLY}
-    value = mask = 0
-    for sign, name in re.findall(r"([+-])([a-z]+)", text):
-        bit = bits[name]
-        mask |= bit
-        if sign == "+":
-            value |= bit
-    return value, mask
 
 
 @dataclass(frozen=True)
@@ -119,45 +96,6 @@ class Match:
             parts.append(f"{self.proto.text}_dst={self.tp_dst}")
         return ", ".join(parts)
 
-    def osken_fields(self) -> dict[str, Any]:
-        """os-ken OFPMatch fields (OpenFlow 1.3 + NXM), prerequisites before dependents."""
-        kw: dict[str, Any] = {}
-        if self.in_port is not None:
-            kw["in_port"] = self.in_port
-        if self.proto is not None:
-            kw["eth_type"] = self.proto.eth_type
-            if self.proto.ip_proto is not None:
-                kw["ip_proto"] = self.proto.ip_proto
-        if self.reg0 is not None:
-            kw["reg0"] = self.reg0
-        if self.reg1 is not None:
-            kw["reg1"] = self.reg1
-        if self.ct_state is not None:
-            kw["ct_state"] = _ct_state(self.ct_state)
-        if self.tun_src is not None:
-            kw["tun_ipv4_src"] = str(self.tun_src)
-        for name, oxm in (("arp_spa", "arp_spa"), ("arp_tpa", "arp_tpa"),
-                          ("nw_src", "ipv4_src"), ("nw_dst", "ipv4_dst")):
-            net = getattr(self, name)
-            if net is not None:
-                kw[oxm] = _net_osken(net)
-        if self.arp_sha is not None:
-            kw["arp_sha"] = self.arp_sha
-        if self.ip_frag_later:
-            # "later" = both bits set under a mask covering both, i.e. the whole field: OVS
-            # stores and reports it unmasked, so send it that way
-            kw["ip_frag"] = IP_FRAG_ANY | IP_FRAG_LATER
-        if self.tp_dst is not None:
-            assert self.proto is not None
-            kw[f"{self.proto.text}_dst"] = self.tp_dst
-        return kw
-
-
-class OfParser(Protocol):
-    """The parts of os-ken's ofproto_v1_3_parser module we use (typed loosely)."""
-
-    def __getattr__(self, name: str) -> Any: ...
-
 
 # ---------------------------------------------------------------------------- actions
 
@@ -168,9 +106,6 @@ class Output:
     def to_ofctl(self) -> str:
         return f"output:{self.port}"
 
-    def to_ofp(self, p: Any) -> Any:
-        return p.OFPActionOutput(self.port, 0)
-
 
 @dataclass(frozen=True)
 class OutputReg:
@@ -178,11 +113,6 @@ class OutputReg:
 
     def to_ofctl(self) -> str:
         return f"output:{self.reg.nxm}"
-
-    def to_ofp(self, p: Any) -> Any:
-        from os_ken.ofproto import nicira_ext
-        return p.NXActionOutputReg(ofs_nbits=nicira_ext.ofs_nbits(self.reg.lo, self.reg.hi),
-                                   src=self.reg.oxm_name, max_len=0xFFFF)
 
 
 @dataclass(frozen=True)
@@ -198,11 +128,6 @@ class LoadReg:
     def to_ofctl(self) -> str:
         return f"load:{self.value}->{self.reg.nxm}"
 
-    def to_ofp(self, p: Any) -> Any:
-        from os_ken.ofproto import nicira_ext
-        return p.NXActionRegLoad(ofs_nbits=nicira_ext.ofs_nbits(self.reg.lo, self.reg.hi),
-                                 dst=self.reg.oxm_name, value=self.value)
-
 
 @dataclass(frozen=True)
 class LoadTunId:
@@ -212,11 +137,6 @@ class LoadTunId:
 
     def to_ofctl(self) -> str:
         return f"load:{self.value}->NXM_NX_TUN_ID[0..31]"
-
-    def to_ofp(self, p: Any) -> Any:
-        from os_ken.ofproto import nicira_ext
-        return p.NXActionRegLoad(ofs_nbits=nicira_ext.ofs_nbits(0, 31),
-                                 dst="tunnel_id_nxm", value=self.value)
 
 
 @dataclass(frozen=True)
@@ -228,10 +148,6 @@ class MoveTunIdToReg:
     def to_ofctl(self) -> str:
         return f"move:NXM_NX_TUN_ID[0..31]->{self.reg.nxm}"
 
-    def to_ofp(self, p: Any) -> Any:
-        return p.NXActionRegMove(src_field="tunnel_id_nxm", dst_field=self.reg.oxm_name,
-                                 n_bits=32, src_ofs=0, dst_ofs=self.reg.lo)
-
 
 @dataclass(frozen=True)
 class MoveRegToTunId:
@@ -241,10 +157,6 @@ class MoveRegToTunId:
 
     def to_ofctl(self) -> str:
         return f"move:{self.reg.nxm}->NXM_NX_TUN_ID[0..31]"
-
-    def to_ofp(self, p: Any) -> Any:
-        return p.NXActionRegMove(src_field=self.reg.oxm_name, dst_field="tunnel_id_nxm",
-                                 n_bits=self.reg.n_bits, src_ofs=self.reg.lo, dst_ofs=0)
 
 
 class SetFieldName(enum.Enum):
@@ -266,9 +178,6 @@ class SetField:
         value = f"0x{self.value:08x}" if isinstance(self.value, int) else self.value
         return f"set_field:{value}->{self.name.ofctl}"
 
-    def to_ofp(self, p: Any) -> Any:
-        return p.OFPActionSetField(**{self.name.osken: self.value})
-
 
 @dataclass(frozen=True)
 class Conntrack:
@@ -284,12 +193,6 @@ class Conntrack:
             args.append(f"table={int(self.table)}")
         return f"ct({','.join(args)})"
 
-    def to_ofp(self, p: Any) -> Any:
-        nat = [p.NXActionNAT(flags=0)] if self.nat else []
-        return p.NXActionCT(flags=1 if self.commit else 0, zone_src="", zone_ofs_nbits=0,
-                            recirc_table=255 if self.table is None else int(self.table),
-                            alg=0, actions=nat)
-
 
 @dataclass(frozen=True)
 class Note:
@@ -297,9 +200,6 @@ class Note:
 
     def to_ofctl(self) -> str:
         return "note:" + ".".join(f"{b:02x}" for b in self.data)
-
-    def to_ofp(self, p: Any) -> Any:
-        return p.NXActionNote(note=list(self.data))
 
 
 Action = Output | OutputReg | LoadReg | LoadTunId | MoveTunIdToReg | MoveRegToTunId \
@@ -350,26 +250,6 @@ class Flow:
         head = f"cookie=0x{self.cookie:016x}, table={int(self.table)}, priority={self.priority}"
         match = self.match.to_ofctl()
         return f"{head}{', ' + match if match else ''}, actions={self.actions_ofctl()}"
-
-    def to_ofp(self, datapath: Any, command: int | None = None) -> Any:
-        """An OFPFlowMod (default OFPFC_ADD) for `datapath` (may be None for tests)."""
-        from os_ken.ofproto import ofproto_v1_3 as ofp
-        from os_ken.ofproto import ofproto_v1_3_parser as parser
-        instructions = []
-        if self.actions:
-            instructions.append(parser.OFPInstructionActions(
-                ofp.OFPIT_APPLY_ACTIONS, [a.to_ofp(parser) for a in self.actions]))
-        if self.goto is not None:
-            instructions.append(parser.OFPInstructionGotoTable(int(self.goto)))
-        return parser.OFPFlowMod(
-            datapath=datapath, cookie=self.cookie, cookie_mask=0, table_id=int(self.table),
-            command=ofp.OFPFC_ADD if command is None else command, idle_timeout=0,
-            hard_timeout=0, priority=self.priority, buffer_id=ofp.OFP_NO_BUFFER,
-            out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, flags=0,
-            # Our field order puts prerequisites first; os-ken's own sort by OXM class would
-            # put NXM fields such as ip_frag before eth_type, which OVS rejects (BAD_PREREQ).
-            match=parser.OFPMatch(_ordered_fields=list(self.match.osken_fields().items())),
-            instructions=instructions)
 
 
 def sort_key(flow: Flow) -> tuple[int, int, str]:

@@ -12,6 +12,7 @@ RULE_VERSION in `controller.compiler.static` if existing nodes must notice.
 from __future__ import annotations
 
 import enum
+
 from topology.errors import OsdnError
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from controller.compiler import compile_node
+from controller.openflow.osken_flow import flow_mod
 from lab.privateovs import find_ovs_binary
 from tests.golden.update import CLUSTERS, SETTINGS
 from tests.unit.test_golden import CASES, FakeDatapath
@@ -39,7 +40,7 @@ def test_text_and_os_ken_bytes_are_the_same_flows(tmp_path: Path, cluster: str,
     text.write_text("".join(f.to_ofctl() + "\n" for f in flows))
     with binary.open("wb") as out:
         for flow in flows:
-            message = flow.to_ofp(FakeDatapath())
+            message = flow_mod(flow, FakeDatapath())
             message.serialize()
             out.write(bytes(message.buf))
     from_text = canonical(subprocess.run([ofctl, "-O", "OpenFlow13", "parse-flows", str(text)],

@@ -9,14 +9,28 @@ import pytest
 
 from bench.generate import generate, write
 from controller.compiler import compile_node
-from controller.pipeline.cookies import Owner, OwnerKind
 from controller.openflow.encoding import _ACTIONS, flow_mod_bytes
-from controller.pipeline.flow import (Action, Conntrack, Flow, LoadReg, LoadTunId, Match, MoveRegToTunId,
-                             MoveTunIdToReg, Note, Output, OutputReg, Proto, SetField,
-                             SetFieldName)
+from controller.openflow.osken_flow import flow_mod
+from controller.openflow.wire import encode, encode_flow
+from controller.pipeline.cookies import Owner, OwnerKind
+from controller.pipeline.flow import (
+    Action,
+    Conntrack,
+    Flow,
+    LoadReg,
+    LoadTunId,
+    Match,
+    MoveRegToTunId,
+    MoveTunIdToReg,
+    Note,
+    Output,
+    OutputReg,
+    Proto,
+    SetField,
+    SetFieldName,
+)
 from controller.pipeline.registers import DST_VNID, OUT_PORT, SRC_VNID
 from controller.pipeline.tables import Table
-from controller.openflow.wire import encode, encode_flow
 from tests.golden.update import CLUSTERS, SETTINGS
 from tests.unit.test_golden import CASES, FakeDatapath
 from topology.load import load_topology
@@ -29,7 +43,7 @@ def test_fast_bytes_equal_os_ken_bytes(cluster: str, plugin: Plugin) -> None:
     kinds = set()
     for hs in topology.host_subnets:
         for flow in compile_node(topology, hs.host, SETTINGS).flows:
-            message = flow.to_ofp(FakeDatapath())
+            message = flow_mod(flow, FakeDatapath())
             message.set_xid(0)
             message.serialize()
             assert flow_mod_bytes(flow) == bytes(message.buf), flow.to_ofctl()
@@ -45,7 +59,7 @@ def test_fixed_vnid_load_matches_os_ken() -> None:
              f.to_ofctl() and "load:4321" in f.to_ofctl()]
     assert len(flows) == 2
     for flow in flows:
-        message = flow.to_ofp(FakeDatapath())
+        message = flow_mod(flow, FakeDatapath())
         message.set_xid(0)
         message.serialize()
         assert flow_mod_bytes(flow) == bytes(message.buf)
@@ -54,7 +68,7 @@ def test_fixed_vnid_load_matches_os_ken() -> None:
 # ------------------------------------------------------------------ every kind, explicitly
 
 def os_ken_bytes(flow: Flow) -> bytes:
-    message = flow.to_ofp(FakeDatapath())
+    message = flow_mod(flow, FakeDatapath())
     message.set_xid(0)
     message.serialize()
     return bytes(message.buf)

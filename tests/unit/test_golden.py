@@ -14,6 +14,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.compiler import compile_node
+from controller.openflow.osken_flow import flow_mod
 from controller.pipeline.flow import Flow
 from tests.golden.update import CLUSTERS, SETTINGS, golden_path, render
 from topology.load import load_topology
@@ -37,7 +38,7 @@ class FakeDatapath:
 
 
 def round_trip(flow: Flow) -> None:
-    message = flow.to_ofp(FakeDatapath())
+    message = flow_mod(flow, FakeDatapath())
     message.serialize()
     back = parser.OFPFlowMod.parser(FakeDatapath(), ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD,
                                     len(message.buf), 0, bytes(message.buf))

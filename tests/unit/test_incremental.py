@@ -18,18 +18,33 @@ import pytest
 
 from bench.generate import generate, write
 from controller.compiler import Settings, compile_node
-from controller.compiler.incremental import NodeCompiler, changed_objects
-from controller.openflow.wire import encode
+from controller.compiler.diff import changed_objects
+from controller.compiler.incremental import NodeCompiler
+from controller.openflow.wire import Encoded, encode, encode_flow
 from tests.golden.update import CLUSTERS
 from topology.load import load_topology
-from topology.model import (EgressNetworkPolicy, EgressRule, HostSubnet, IngressRule,
-                            LabelSelector, Namespace, NetNamespace, NetworkPolicy, Plugin, Pod,
-                            PolicyPeer, PolicyPort, Service, ServicePort, Topology)
+from topology.model import (
+    EgressNetworkPolicy,
+    EgressRule,
+    HostSubnet,
+    IngressRule,
+    LabelSelector,
+    Namespace,
+    NetNamespace,
+    NetworkPolicy,
+    Plugin,
+    Pod,
+    PolicyPeer,
+    PolicyPort,
+    Service,
+    ServicePort,
+    Topology,
+)
 
 NO_DNS = Settings(resolver=lambda name: ())
 
 
-def check_equal(compiler: NodeCompiler, topology: Topology, node: str,
+def check_equal(compiler: NodeCompiler[Encoded], topology: Topology, node: str,
                 ports: dict[str, int] | None, previous: dict | None = None) -> dict:
     reference = compile_node(topology, node, NO_DNS, port_numbers=ports)
     mine = compiler.node_flows()
@@ -254,7 +269,7 @@ def test_incremental_equals_full_compile_after_random_changes(tmp_path: Path, pl
     topology = small_cluster(tmp_path, plugin, seed)
     node = topology.host_subnets[1].host
     mutator = Mutator(topology, node, seed)
-    compiler = NodeCompiler(node, NO_DNS)
+    compiler = NodeCompiler(node, NO_DNS, encode_flow)
     compiler.update(topology)
     previous = check_equal(compiler, topology, node, None)
     for step in range(60):
@@ -271,7 +286,7 @@ def test_incremental_equals_full_compile_after_random_changes(tmp_path: Path, pl
 def test_example_clusters_every_node(cluster: str, plugin: Plugin) -> None:
     topology = load_topology([CLUSTERS[cluster]], plugin=plugin)
     for hs in topology.host_subnets:
-        compiler = NodeCompiler(hs.host, NO_DNS)
+        compiler = NodeCompiler(hs.host, NO_DNS, encode_flow)
         compiler.update(topology)
         check_equal(compiler, topology, hs.host, None)
 
@@ -293,10 +308,10 @@ def test_contested_keys_go_to_the_first_unit_in_compile_order(tmp_path: Path) ->
              for ns in (first, second)]
     topology = dataclasses.replace(topology, net_namespaces=nns,
                                    network_policies=tuple(allow))
-    compiler = NodeCompiler(node, NO_DNS)
+    compiler = NodeCompiler(node, NO_DNS, encode_flow)
     compiler.update(topology)
     check_equal(compiler, topology, node, None)
-    assert compiler._contested
+    assert compiler._merged.contested
     without_first = dataclasses.replace(topology, network_policies=(allow[1],))
     compiler.update(without_first)
     check_equal(compiler, without_first, node, None)
@@ -325,7 +340,7 @@ def test_changed_objects_finds_the_changed_stretch() -> None:
 def test_a_pod_costs_its_own_flows_only(tmp_path: Path) -> None:
     topology = small_cluster(tmp_path, "multitenant", 5)
     node = topology.host_subnets[0].host
-    compiler = NodeCompiler(node, NO_DNS)
+    compiler = NodeCompiler(node, NO_DNS, encode_flow)
     compiler.update(topology)
     compiler.take_dirty()
     mutator = Mutator(topology, node, 5)

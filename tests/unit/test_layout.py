@@ -93,14 +93,7 @@ def forbidden(imported: str, banned: str) -> bool:
     return imported == banned or imported.startswith(banned + ".")
 
 
-# Known breaks being removed (the compiler still reaches os-ken through Flow's os-ken rendering
-# and the wire encoder); strict: the test fails as soon as they are gone, to drop this list.
-PENDING = {"controller.compiler", "controller.pipeline"}
-
-
-@pytest.mark.parametrize("package", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="being fixed"))
-    if p in PENDING else p for p in sorted(RULES)])
+@pytest.mark.parametrize("package", sorted(RULES))
 def test_package_keeps_its_direction(package: str) -> None:
     banned = RULES[package]
     broken = []
