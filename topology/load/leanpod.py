@@ -17,11 +17,11 @@ from topology.model import ANNOTATION_INTERFACE, ANNOTATION_OFPORT, ContainerPor
 
 
 def lean_pod(path: str, raw: YamlMap) -> ParsedObject | None:
-    """A Pod read straight from its mapping: what the general path (`kinds`) would make of it, when
-    every field it reads is present with its type (the case of all the 100,000 pods of a big
-    cluster), in a fraction of the time.  None, for anything else (a field of another type,
-    a value that does not convert): the general path then reads the pod and reports on it.
-    tests/unit/test_lean_pod.py compares both paths."""
+    """A Pod read straight from its mapping: what the general path (`kinds`) would make of
+    it, when every field it reads is present with its type (the case of all the 100,000 pods
+    of a big cluster), in a fraction of the time.  None, for anything else (a field of another
+    type, a value that does not convert): the general path then reads the pod and reports on
+    it."""
     meta = raw.get("metadata")
     if type(meta) is not YamlMap:
         return None
@@ -58,7 +58,7 @@ def lean_pod(path: str, raw: YamlMap) -> ParsedObject | None:
     origin = Origin(path, raw.line)
     pod_ip = status.get("podIP") if type(status) is YamlMap else None
     if host_network is True or pod_ip is None or pod_ip == "":
-        value: Any = SKIPPED  # no port on br0 (as _parse_pod decides)
+        value: Any = SKIPPED  # no port on br0 (as kinds._parse_pod decides)
     else:
         node = spec.get("nodeName")
         if type(node) is not str or not node or type(pod_ip) is not str:
@@ -82,7 +82,7 @@ def lean_pod(path: str, raw: YamlMap) -> ParsedObject | None:
 
 
 def _lean_container_ports(spec: YamlMap) -> tuple[ContainerPort, ...]:
-    """`_parse_pod`'s named container ports; ValueError where it would report an issue."""
+    """`kinds._parse_pod`'s named container ports; ValueError where it would report an issue."""
     containers = spec.get("containers")
     if containers is None or containers == "":
         return ()
