@@ -44,8 +44,8 @@ from oslo_config import cfg
 
 from controller.compiler.context import Resolver
 from controller.dns import DnsResolver, no_dns
-from topology.model import PLUGIN_NAMES
 from topology.errors import OsdnError
+from topology.model import PLUGIN_NAMES
 
 __all__ = [
     "ENV_PREFIX",
@@ -94,8 +94,8 @@ class ControllerSettings:
 # Value parsers: text -> value, or _Invalid with the message that follows the source.
 
 
-class _Invalid(ValueError):
-    pass
+class _Invalid(OsdnError, ValueError):
+    """One setting's bad value; `load_settings` gathers them into a ConfigError."""
 
 
 def _integer_between(low: int, high: int, note: str = "") -> Callable[[str], int]:

@@ -1,9 +1,10 @@
 """Resolving EgressNetworkPolicy dnsNames (3.11 `common/dns.go`), never crashing.
 
 3.11 re-resolves each name at its record's minimum TTL (30 minutes when unknown).
-`DnsResolver` keeps that schedule: `resolve` answers from its cache until the TTL expires,
-and `next_expiry` tells a controller when to recompile.  Any failure (no server, NXDOMAIN,
-timeout) yields no addresses; the compiler turns that into a warning.
+`DnsResolver` keeps that lifetime: `resolve` answers from its cache until the TTL expires,
+and asks again on the first call after that (the controller calls it whenever it compiles
+the egress firewall).  Any failure (no server, NXDOMAIN, timeout) yields no addresses; the
+compiler turns that into a warning.
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ class DnsResolver:
         addresses, ttl = self._query(name)
         self._cache[name] = (self._clock() + ttl, addresses)
         return addresses
-
-    def next_expiry(self) -> float | None:
-        return min((expiry for expiry, _ in self._cache.values()), default=None)
 
     def _query(self, name: str) -> tuple[tuple[IPv4Address, ...], float]:
         import dns.exception

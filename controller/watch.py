@@ -1,6 +1,6 @@
 """Noticing topology changes on disk, cheaply, from the controller's own loop.
 
-`TopologyWatcher.poll` stats the files (listing directories the way `load_topology` does)
+`TopologyWatcher.poll` stats the files (`list_files`: the files `load_topology` reads)
 and compares each file's ``(mtime_ns, size)`` and the set of files with the previous poll.
 Nothing changed: None, without reading a byte.  Something changed: `load_topology` again,
 whose `FileCache` re-parses only the files whose ``(mtime_ns, size)`` changed.
@@ -22,8 +22,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from topology.load import FileCache, Issue, TopologyError, load_topology
-from topology.load import _expand_paths as _loader_file_list  # the same files, always
+from topology.load import FileCache, Issue, TopologyError, list_files, load_topology
 from topology.model import Plugin, Topology
 
 __all__ = ["TopologyWatcher", "WatchResult"]
@@ -75,8 +74,9 @@ class TopologyWatcher:
     def snapshot(self) -> Snapshot:
         """Each file's stamp; a given path that does not exist is kept, stamped None, so
         that its appearance counts as a change."""
-        files: Snapshot = {path: None for path in self.paths if not os.path.exists(path)}
-        for path in _loader_file_list(self.paths, []):
+        listing = list_files(self.paths)
+        files: Snapshot = {path: None for path in listing.missing}
+        for path in listing.files:
             files[path] = _stamp(path)
         return files
 

@@ -43,8 +43,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from topology.model import GLOBAL_VNID, MAX_VNID, MIN_VNID, Plugin
 from topology.errors import OsdnError
+from topology.model import GLOBAL_VNID, MAX_VNID, MIN_VNID, Plugin
 
 VNID_COUNT = MAX_VNID - MIN_VNID + 1
 DEFAULT_NAMESPACE = "default"

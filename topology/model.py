@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
+from topology.errors import OsdnError
+
 GLOBAL_VNID = 0
 MIN_VNID = 10
 MAX_VNID = (1 << 24) - 1
@@ -283,6 +285,10 @@ class EgressNetworkPolicy:
     origin: Origin | None = field(default=None, compare=False)
 
 
+class UnknownNamespace(OsdnError, KeyError):
+    """A namespace the topology has no NetNamespace for (a KeyError, as a lookup miss)."""
+
+
 @dataclass(frozen=True)
 class Topology:
     """A validated cluster: what the compiler reads.  Built only by `topology.load`."""
@@ -302,13 +308,14 @@ class Topology:
         return next((hs for hs in self.host_subnets if hs.host == host), None)
 
     def vnid_of(self, namespace: str) -> int:
-        """The namespace's VNID; 0 for every namespace under ovs-subnet."""
+        """The namespace's VNID; 0 for every namespace under ovs-subnet.  UnknownNamespace
+        when a plugin with VNIDs has no NetNamespace of that name."""
         if not self.cluster_network.plugin.supports_vnids:
             return GLOBAL_VNID
         try:
             return self._vnids[namespace]
         except KeyError:
-            raise KeyError(f"no NetNamespace {namespace!r}") from None
+            raise UnknownNamespace(f"no NetNamespace {namespace!r}") from None
 
     @cached_property
     def _vnids(self) -> dict[str, int]:

@@ -1,5 +1,5 @@
-"""The loader's lean Pod path (`_lean_pod`) against the general one: the same objects, values,
-origins and issues for every pod, well-formed or not."""
+"""The loader's lean Pod path (`topology.load.leanpod`) against the general one: the same
+objects, values, origins and issues for every pod, well-formed or not."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import topology.load as load
 from bench.generate import generate, write
 from tests.golden.update import CLUSTERS
+from topology.load import ParsedFile, ParsedObject, YamlMap, parse_file, parsefile
+from topology.model import Pod
 
 POD = """\
 apiVersion: v1
@@ -81,22 +82,22 @@ VARIANTS = [
 ]
 
 
-def parse(path: Path, lean: bool, monkeypatch: pytest.MonkeyPatch) -> load.ParsedFile:
+def parse(path: Path, lean: bool, monkeypatch: pytest.MonkeyPatch) -> ParsedFile:
     with monkeypatch.context() as patch:
         if not lean:
-            patch.setattr(load, "_lean_pod", lambda path, raw: None)
-        return load.parse_file(str(path))
+            patch.setattr(parsefile, "lean_pod", lambda path, raw: None)
+        return parse_file(str(path))
 
 
-def same(a: load.ParsedFile, b: load.ParsedFile) -> None:
+def same(a: ParsedFile, b: ParsedFile) -> None:
     assert a.issues == b.issues
     assert a.ignored == b.ignored and a.complete == b.complete
     assert len(a.objects) == len(b.objects)
-    for x, y in zip(a.objects, b.objects):
+    for x, y in zip(a.objects, b.objects, strict=True):
         assert (x.kind, x.identity, x.name, x.namespace, x.origin, x.raw) == \
             (y.kind, y.identity, y.name, y.namespace, y.origin, y.raw)
         assert x.value == y.value
-        if isinstance(x.value, load.Pod):
+        if isinstance(x.value, Pod):
             assert (x.value.origin, x.value.container_ports) == \
                 (y.value.origin, y.value.container_ports)
         else:
@@ -109,15 +110,19 @@ def test_every_variant_reads_the_same(tmp_path: Path, monkeypatch: pytest.Monkey
     path = tmp_path / "pods.yaml"
     path.write_text(text + "---\napiVersion: v1\nkind: Pod\nspec: {}\n---\n"
                     "apiVersion: v1\nkind: Pod\nmetadata: {name: ''}\nspec: {nodeName: n}\n")
-    taken = []
-    original = load._lean_pod
-    monkeypatch.setattr(load, "_lean_pod", lambda path, raw: taken.append(
-        original(path, raw)) or taken[-1])
+    taken: list[ParsedObject | None] = []
+    original = parsefile.lean_pod
+
+    def recording(path: str, raw: YamlMap) -> ParsedObject | None:
+        taken.append(original(path, raw))
+        return taken[-1]
+
+    monkeypatch.setattr(parsefile, "lean_pod", recording)
     lean, general = parse(path, True, monkeypatch), parse(path, False, monkeypatch)
     same(lean, general)
     assert sum(t is not None for t in taken) >= 15  # the lean path reads most of them
     assert general.issues  # the variants do exercise the issues
-    assert sum(isinstance(o.value, load.Pod) for o in general.objects) >= 12
+    assert sum(isinstance(o.value, Pod) for o in general.objects) >= 12
 
 
 @pytest.mark.parametrize("detail", ["minimal", "standard", "full"])

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from topology.errors import OsdnError
 from topology.load import (
     FileCache,
+    FileList,
     TopologyError,
     YamlList,
     YamlMap,
+    list_files,
     load_topology,
     parse_file,
     read_documents,
@@ -28,6 +31,7 @@ from topology.model import (
     PolicyPeer,
     PolicyPort,
     ServicePort,
+    UnknownNamespace,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -122,6 +126,13 @@ def test_seed_cluster_renders_under_every_plugin(plugin: Plugin) -> None:
     assert t.vnid_of("kube-public") == expected
 
 
+def test_vnid_of_an_unknown_namespace() -> None:
+    t = load_topology([SEED], cache=None)
+    with pytest.raises(UnknownNamespace, match="no NetNamespace 'nope'") as caught:
+        t.vnid_of("nope")
+    assert isinstance(caught.value, KeyError) and isinstance(caught.value, OsdnError)
+    assert load_topology([SEED], Plugin.SUBNET, cache=None).vnid_of("nope") == 0
+
 @pytest.mark.skipif(not RICH.is_dir(), reason="examples/rich-cluster not written yet")
 def test_rich_cluster_loads() -> None:
     t = load_topology([RICH])
@@ -154,6 +165,16 @@ def test_directories_are_read_recursively_in_sorted_order(tmp_path: Path) -> Non
         ("n2", Origin(f"{tmp_path}/z.yaml", 1)),
     ]
 
+
+def test_list_files_names_what_a_load_reads(tmp_path: Path) -> None:
+    write(tmp_path, "d/b.yml", NODE)
+    write(tmp_path, "d/a/c.yaml", CLUSTER)
+    write(tmp_path, "d/notes.txt", "not read")
+    single = write(tmp_path, "single.txt", CLUSTER)  # a file named as given is read
+    listing = list_files([tmp_path / "d", str(single), tmp_path / "nope"])
+    assert listing == FileList(
+        [f"{tmp_path}/d/a/c.yaml", f"{tmp_path}/d/b.yml", str(single)], [f"{tmp_path}/nope"]
+    )
 
 def test_multi_document_streams_lists_and_empty_documents(tmp_path: Path) -> None:
     nested_list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n"
@@ -221,8 +242,10 @@ def test_yaml_1_1_scalars_and_timestamps(tmp_path: Path) -> None:
 
 
 def test_defaults(tmp_path: Path) -> None:
-    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: n1}\nstatus: {podIP: 10.128.0.9}\n"
-    service = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {clusterIP: 172.30.0.1, ports: [{port: 53}]}\n"
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: n1}\n"
+           "status: {podIP: 10.128.0.9}\n")
+    service = ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"
+               "spec: {clusterIP: 172.30.0.1, ports: [{port: 53}]}\n")
     path = write(tmp_path, "all.yaml", "---\n".join([CLUSTER, NODE, pod, service]))
     t = load_topology([path], cache=None)
     cn = t.cluster_network
@@ -340,9 +363,11 @@ def test_warnings_for_what_3_11_accepts_but_will_not_use(tmp_path: Path) -> None
     t = load_topology([write(tmp_path, "all.yaml", "---\n".join(objects))], cache=None)
     assert t.warnings == (
         "NetNamespace/a: egress IP 10.0.0.1 is on no HostSubnet",
-        "NetNamespace/a: egress IP 10.0.0.1 is claimed by 2 NetNamespaces; 3.11 uses it for none of them",
+        "NetNamespace/a: egress IP 10.0.0.1 is claimed by 2 NetNamespaces; "
+        "3.11 uses it for none of them",
         "NetNamespace/b: egress IP 10.0.0.1 is on no HostSubnet",
-        "NetNamespace/b: egress IP 10.0.0.1 is claimed by 2 NetNamespaces; 3.11 uses it for none of them",
+        "NetNamespace/b: egress IP 10.0.0.1 is claimed by 2 NetNamespaces; "
+        "3.11 uses it for none of them",
         'namespace "a" has 2 EgressNetworkPolicies; 3.11 then drops all its external traffic',
         'namespace "a" shares VNID 11 with other namespaces; 3.11 then drops all external traffic '
         "of that VNID",

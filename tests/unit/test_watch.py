@@ -11,6 +11,7 @@ import pytest
 
 import controller.watch
 import topology.load
+import topology.load.filecache
 from controller.watch import TopologyWatcher
 from topology.load import FileCache
 from topology.model import Plugin
@@ -25,15 +26,16 @@ def cluster(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """How often each file is parsed (FileCache calls topology.load.parse_file on a miss)."""
+    """How often each file is parsed (FileCache calls topology.load.filecache.parse_file on
+    a miss)."""
     counts: Counter[str] = Counter()
-    real_parse_file = topology.load.parse_file
+    real_parse_file = topology.load.filecache.parse_file
 
     def counting(path: str) -> topology.load.ParsedFile:
         counts[path] += 1
         return real_parse_file(path)
 
-    monkeypatch.setattr(topology.load, "parse_file", counting)
+    monkeypatch.setattr(topology.load.filecache, "parse_file", counting)
     return counts
 
 
@@ -66,7 +68,7 @@ def yaml_files(directory: Path) -> list[str]:
 
 def test_first_poll_loads_everything(cluster: Path) -> None:
     result = TopologyWatcher([cluster]).poll()
-    assert result is not None and result.ok and result.issues == []
+    assert result is not None and result.ok and result.topology is not None and result.issues == []
     assert {s.host for s in result.topology.host_subnets} == {
         "infra.ocp.cn", "master.ocp.cn", "node1.ocp.cn", "node2.ocp.cn"}
     assert result.changed_files == yaml_files(cluster)
@@ -90,7 +92,7 @@ def test_only_the_changed_file_is_parsed_again(cluster: Path, parses: Counter[st
     pods = cluster / "pods.yaml"
     rewrite(pods, pods.read_text().replace("app: web\n", "app: website\n"))
     result = watcher.poll()
-    assert result is not None and result.ok
+    assert result is not None and result.ok and result.topology is not None
     assert result.changed_files == [str(pods)]
     assert parses == Counter({str(pods): 1})
     assert any(("app", "website") in pod.labels for pod in result.topology.pods)
@@ -163,7 +165,7 @@ def test_a_missing_path_is_reported_until_it_appears(tmp_path: Path) -> None:
 def test_single_files_and_the_plugin_override(cluster: Path) -> None:
     files = [cluster / name for name in ("clusternetwork.yaml", "hostsubnets.yaml")]
     result = TopologyWatcher(files, plugin=Plugin.SUBNET).poll()
-    assert result is not None and result.ok
+    assert result is not None and result.ok and result.topology is not None
     assert result.topology.cluster_network.plugin is Plugin.SUBNET
     assert result.changed_files == sorted(str(f) for f in files)
 

@@ -1,0 +1,91 @@
+"""Stage 4: the SDN master's work (`topology.master`: VNIDs, change-network requests), and
+the warnings for what 3.11 accepts but ignores or punishes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from topology import master
+from topology.load.checks import ANNOTATIONS, Checks, Objects
+from topology.load.kinds import NetNamespaceDraft
+from topology.load.yamlreader import Key
+from topology.model import (
+    ANNOTATION_CHANGE_NETWORK,
+    GLOBAL_VNID,
+    EgressNetworkPolicy,
+    HostSubnet,
+    NetNamespace,
+    Plugin,
+)
+
+_CHANGE_NETWORK: tuple[Key, ...] = (*ANNOTATIONS, ANNOTATION_CHANGE_NETWORK)
+
+
+def resolve_net_namespaces(
+    objects: Objects, plugin: Plugin, checks: Checks, warnings: list[str]
+) -> tuple[NetNamespace, ...]:
+    drafts = objects.usable("NetNamespace")
+    requests = [
+        master.VnidRequest(d.name, d.value.netid, d.value.change_network, d.value.created)
+        for d in drafts
+    ]
+    # A join to a NetNamespace that could not be read is not a join to a missing one.
+    all_read = checks.complete and len(drafts) == len(objects.of("NetNamespace"))
+    result = master.assign_vnids(requests, plugin, complete=all_read)
+    by_name = {obj.name: obj for obj in drafts}
+    for problem in result.problems:
+        checks.report(by_name[problem.namespace], _CHANGE_NETWORK, problem.message, problem.value)
+    for note in result.notes:
+        issue = checks.issue(by_name[note.namespace], _CHANGE_NETWORK, note.message, note.value)
+        warnings.append(str(issue))
+    return tuple(_net_namespace(obj.value, result) for obj in drafts)
+
+
+def _net_namespace(draft: NetNamespaceDraft, result: master.VnidResult) -> NetNamespace:
+    return NetNamespace(
+        draft.name, draft.uid, result.vnids[draft.name], draft.egress_ips,
+        draft.multicast_enabled, draft.origin, result.sources[draft.name],
+    )  # fmt: skip
+
+
+def egress_ip_warnings(
+    net_namespaces: Sequence[NetNamespace], subnets: Sequence[HostSubnet]
+) -> list[str]:
+    """Egress IPs 3.11 accepts but does not use: its tracker needs exactly one node and one
+    namespace per IP."""
+    hosted = {ip for subnet in subnets for ip in subnet.egress_ips}
+    claims = Counter(ip for ns in net_namespaces for ip in set(ns.egress_ips))
+    warnings = []
+    for ns in net_namespaces:
+        for ip in ns.egress_ips:
+            if ip not in hosted:
+                warnings.append(f"NetNamespace/{ns.name}: egress IP {ip} is on no HostSubnet")
+            if claims[ip] > 1:
+                warnings.append(
+                    f"NetNamespace/{ns.name}: egress IP {ip} is claimed by {claims[ip]} "
+                    "NetNamespaces; 3.11 uses it for none of them"
+                )
+    return warnings
+
+
+def egress_policy_warnings(
+    policies: Sequence[EgressNetworkPolicy], net_namespaces: Sequence[NetNamespace]
+) -> list[str]:
+    """The EgressNetworkPolicy cases 3.11 treats as errors (pipeline §3, table 101)."""
+    vnids = {ns.name: ns.netid for ns in net_namespaces}
+    sharing = Counter(vnids.values())
+    per_namespace = Counter(policy.namespace for policy in policies)
+    warnings = []
+    for namespace in sorted(per_namespace):
+        vnid = vnids.get(namespace)
+        subject = f'namespace "{namespace}"'
+        if per_namespace[namespace] > 1:
+            warnings.append(f"{subject} has {per_namespace[namespace]} EgressNetworkPolicies; "
+                            "3.11 then drops all its external traffic")  # fmt: skip
+        if vnid == GLOBAL_VNID:
+            warnings.append(f"{subject} is global (VNID 0); 3.11 ignores its EgressNetworkPolicy")
+        elif vnid is not None and sharing[vnid] > 1:
+            warnings.append(f"{subject} shares VNID {vnid} with other namespaces; 3.11 then "
+                            "drops all external traffic of that VNID")  # fmt: skip
+    return warnings
