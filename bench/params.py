@@ -7,13 +7,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from topology.model import Plugin
+from topology.model import PLUGIN_NAMES, Plugin
 
-PLUGINS = {
-    "subnet": Plugin.SUBNET,
-    "multitenant": Plugin.MULTITENANT,
-    "networkpolicy": Plugin.NETWORKPOLICY,
-}
+PLUGINS = PLUGIN_NAMES  # subnet, multitenant, networkpolicy
 DETAILS = ("minimal", "standard", "full")
 
 ClusterCidr = str | tuple[str, int]  # a CIDR, or a (CIDR, hostSubnetLength) pair
