@@ -1,16 +1,45 @@
-"""An independent reading of Kubernetes NetworkPolicy with openshift-sdn 3.11's restrictions,
-for the real-OVS and real-packet matrices: written from the API's semantics, not from the
-compiler.
+"""The project's one oracle for which pod may reach which under openshift-sdn 3.11's plugins:
+an independent reading of the plugins' isolation and of Kubernetes NetworkPolicy with 3.11's
+restrictions, written from their documented semantics, not from the compiler.  The real-OVS
+and real-packet matrices (tests/integration) and the Mininet experiments check against it.
 
-A pod selected by some ingress policy of its namespace accepts only what one of those policies
-allows; a pod no policy selects accepts everything.  3.11 narrows it: ingress only; a peer with
+ovs-subnet: every pod reaches every pod.  ovs-multitenant: two pods reach each other when their
+namespaces share a VNID or either VNID is 0 (a global namespace).  ovs-networkpolicy (no VNID
+isolation between namespaces, only policies): a pod selected by some ingress policy of its
+namespace accepts only what one of those policies allows; a pod no policy selects accepts
+everything.  3.11 narrows it: ingress only; a peer with
 both a pod and a namespace selector, or an ipBlock, allows nothing; a policy with a named or
 missing port, or a protocol other than TCP/UDP, makes its whole namespace deny-all.
 """
 
 from __future__ import annotations
 
-from topology.model import NetworkPolicy, Pod, PolicyPeer, Topology
+from topology.model import NetworkPolicy, Plugin, Pod, PolicyPeer, Topology
+
+# Each plugin's rule for a ping (ICMP) in one line, for reports that print the expectation.
+PING_RULES = {
+    Plugin.SUBNET: "ovs-subnet: every pod reaches every pod",
+    Plugin.MULTITENANT: "ovs-multitenant: same VNID, or VNID 0 (global) on either side",
+    Plugin.NETWORKPOLICY: "ovs-networkpolicy: a pod selected by an ingress policy admits only "
+                          "what a rule without ports allows",
+}
+
+
+def plugin_allows(topology: Topology, src: Pod, dst: Pod, port: int | None = None) -> bool:
+    """May `src` reach `dst` under the cluster's plugin: open a TCP connection on `port`, or
+    ping it when `port` is None?"""
+    plugin = topology.cluster_network.plugin
+    if plugin is Plugin.SUBNET:
+        return True
+    if plugin is Plugin.MULTITENANT:
+        return vnids_allow(topology, src, dst)
+    return policy_allows(topology, src, dst, port)
+
+
+def vnids_allow(topology: Topology, src: Pod, dst: Pod) -> bool:
+    """ovs-multitenant: the same VNID, or VNID 0 on either side."""
+    a, b = topology.vnid_of(src.namespace), topology.vnid_of(dst.namespace)
+    return a == b or 0 in (a, b)
 
 
 def unsupported(policy: NetworkPolicy) -> bool:

@@ -39,15 +39,14 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.compiler import Settings, compile_node
 from lab.cluster import ops
 from lab.cluster.build import ClusterBuilder
 from lab.cluster.state import Ledger
-from controller.compiler import Settings, compile_node
-from lab.privateovs import PrivateOvs
 from lab.netns import in_netns
-from lab.probe import (
-    Listeners, arp_request, run_probes, send_frames, udp_frame, vxlan_frame)
-from lab.policy_oracle import policy_allows
+from lab.policy_oracle import plugin_allows, policy_allows, vnids_allow
+from lab.privateovs import PrivateOvs
+from lab.probe import Listeners, arp_request, run_probes, send_frames, udp_frame, vxlan_frame
 from topology.load import load_topology
 from topology.model import ANNOTATION_CHANGE_NETWORK, Pod, Topology
 
@@ -195,17 +194,6 @@ def build(tmp: Path, plugin: str, prefix: str,
         assert not [p for p in problems if p.startswith("down:")], problems
 
 
-# ------------------------------------------------------------------------------ expectations
-
-def multitenant_open(topology: Topology, src: Pod, dst: Pod) -> bool:
-    a, b = topology.vnid_of(src.namespace), topology.vnid_of(dst.namespace)
-    return a == b or 0 in (a, b)
-
-
-def subnet_open(topology: Topology, src: Pod, dst: Pod) -> bool:
-    return True
-
-
 # ------------------------------------------------------------------------------ probing
 
 def check_matrix(cluster: Cluster, expect: Callable[[Pod, Pod, int | None], bool],
@@ -229,7 +217,7 @@ def check_matrix(cluster: Cluster, expect: Callable[[Pod, Pod, int | None], bool
     wrong, outcomes = [], set()
     for netns, answers in results.items():
         src = by_netns[netns]
-        for (dst, port), got in zip(cases[netns], answers):
+        for (dst, port), got in zip(cases[netns], answers, strict=True):
             want = expect(src, dst, port)
             outcomes.add(want)
             ok = got is want if port is None else (got == dst.key if want else got is None)
@@ -333,7 +321,8 @@ def check_services(cluster: Cluster, open_: Callable[[Topology, Pod, Pod], bool]
     results = run_probes(probes)
     wrong = []
     for netns, answers in results.items():
-        for ((client, svc_name), backends, want), got in zip(cases[netns], answers):
+        for ((client, svc_name), backends, want), got in zip(cases[netns], answers,
+                                                              strict=True):
             if want and got in backends:
                 reached.setdefault(svc_name, set()).add(client.node)
             elif want or got is not None:
@@ -357,7 +346,7 @@ class TestSubnet:
         assert check_matrix(cluster, lambda s, d, p: True) == {True}
 
     def test_services_from_every_node(self, cluster: Cluster) -> None:
-        check_services(cluster, subnet_open)
+        check_services(cluster, plugin_allows)
 
     def test_outside_sees_node_ips(self, cluster: Cluster) -> None:
         seen = seen_from_outside(cluster, cluster.pods)
@@ -391,10 +380,10 @@ class TestMultitenant:
 
     def test_isolated_by_vnid(self, cluster: Cluster) -> None:
         topology = cluster.topology
-        kinds = {(multitenant_open(topology, s, d), s.node == d.node)
+        kinds = {(vnids_allow(topology, s, d), s.node == d.node)
                  for s, d in itertools.permutations(cluster.pods, 2)}
         assert len(kinds) == 4  # open and isolated pairs, on one node and across nodes
-        check_matrix(cluster, lambda s, d, p: multitenant_open(topology, s, d))
+        check_matrix(cluster, lambda s, d, p: vnids_allow(topology, s, d))
 
     def test_egress_ip_seen_from_outside(self, cluster: Cluster) -> None:
         topology = cluster.topology
@@ -409,7 +398,7 @@ class TestMultitenant:
         assert seen == expected
 
     def test_services_follow_vnids(self, cluster: Cluster) -> None:
-        check_services(cluster, multitenant_open)
+        check_services(cluster, vnids_allow)
 
     def test_forged_frames_are_dropped_and_counted(self, cluster: Cluster) -> None:
         """From one pod per node (the nodes at once, the frames of a node one after the other,
@@ -483,11 +472,12 @@ class TestMultitenant:
                 topology = cluster.edit(annotate(namespace, value))
                 assert topology.vnid_of(namespace) != before and guard(topology), (
                     namespace, value, before, topology.vnid_of(namespace))
-                assert check_matrix(cluster, lambda s, d, p: multitenant_open(topology, s, d)
-                                    ) == {True, False}
+                def expect(s: Pod, d: Pod, p: int | None, t: Topology = topology) -> bool:
+                    return vnids_allow(t, s, d)
+                assert check_matrix(cluster, expect) == {True, False}
         finally:
             cluster.edit(lambda d: write_atomic(d / "network.yaml", original))
-        check_matrix(cluster, lambda s, d, p: multitenant_open(cluster.topology, s, d))
+        check_matrix(cluster, lambda s, d, p: vnids_allow(cluster.topology, s, d))
 
 
 # ------------------------------------------------------------------------------ ovs-networkpolicy

@@ -13,6 +13,7 @@ import pytest
 from controller.hostside import (
     MAX_CHAIN_NAME,
     HostPlan,
+    UnknownHost,
     apply_host,
     plan_host,
     port_proto_hash,
@@ -20,8 +21,16 @@ from controller.hostside import (
     svc_chain,
 )
 from tests.support.builders import netns, node, pod, seed
+from topology.errors import OsdnError
 from topology.load import TopologyError, load_topology
-from topology.model import (ClusterNetworkEntry, Plugin, Service, ServicePort, Topology)
+from topology.model import (
+    ClusterNetworkEntry,
+    NetNamespace,
+    Plugin,
+    Service,
+    ServicePort,
+    Topology,
+)
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "seed-cluster"
 RICH = Path(__file__).resolve().parents[2] / "examples" / "rich-cluster"
@@ -313,8 +322,9 @@ def test_pod_source_snat_covers_joined_namespaces_on_every_node() -> None:
 
 def test_egress_ips_3_11_does_not_claim() -> None:
     # claimed by two namespaces: inactive, nobody claims it
-    spaces = (netns("default", 0), netns("kube-public", 0x82F8B2, ("192.168.108.200",)),
-              netns("kube-system", 272037, ("192.168.108.200",)))
+    spaces: tuple[NetNamespace, ...] = (
+        netns("default", 0), netns("kube-public", 0x82F8B2, ("192.168.108.200",)),
+        netns("kube-system", 272037, ("192.168.108.200",)))
     plan = plan_host(seed(net_namespaces=spaces), "infra", uplink="eth0")
     assert plan.egress_ips == [] and "192.168.108.200" not in plan.iptables_restore
     # two IPs of one namespace on the same node: both inactive
@@ -358,6 +368,9 @@ def test_chain_names_fit_iptables(seed_cluster: Topology) -> None:
 def test_unknown_host(seed_cluster: Topology) -> None:
     with pytest.raises(KeyError):
         plan_host(seed_cluster, "nowhere", uplink="eth0")
+    with pytest.raises(UnknownHost, match="nowhere") as raised:
+        plan_host(seed_cluster, "nowhere", uplink="eth0")
+    assert isinstance(raised.value, OsdnError)
 
 
 class FakeHost:

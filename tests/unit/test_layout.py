@@ -26,6 +26,9 @@ RULES: dict[str, tuple[str, ...]] = {
                             "socket", "controller.openflow", "eventlet"),
     "controller.pipeline": ("lab", "mininet", "bench", "tests", "os_ken", "subprocess",
                             "socket", "controller.openflow", "controller.compiler"),
+    # the host side's planning is pure: only `controller.hostside.apply` runs commands
+    "controller.hostside.plan": ("subprocess", "socket"),
+    "controller.hostside.kubeproxy": ("subprocess", "socket", "os_ken"),
 }
 
 
