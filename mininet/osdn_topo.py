@@ -97,10 +97,10 @@ from mininet.node import Controller, Host, Node, OVSBridge, Switch  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 from mininet.util import ensureRoot  # noqa: E402
 
-from lab.cluster.build import make_plan, underlay_mac  # noqa: E402
 from controller.compiler import Settings, compile_node  # noqa: E402
 from controller.hostside import apply_host, plan_host  # noqa: E402
-from lab.privateovs import PrivateOvs  # noqa: E402
+from lab.cluster.build import make_plan, underlay_mac  # noqa: E402
+from lab.ovscommands import OvsCommands  # noqa: E402
 from topology.load import TopologyError, load_topology  # noqa: E402
 from topology.model import Plugin, Pod, Topology  # noqa: E402
 
@@ -224,7 +224,7 @@ class OsdnNode(Switch):
         self.controlIntf = None  # Mininet sets it only for root-namespace switches
         self.spec = spec
         self.ovs_dir = SANDBOX_DIR / "nodes" / name
-        self.ovs: PrivateOvs | None = None
+        self.ovs: OvsCommands | None = None
 
     def IP(self, intf: Any = None) -> str:  # noqa: N802 (Mininet's name)
         """The node IP (on br-phy, which Mininet does not manage)."""
@@ -242,7 +242,7 @@ class OsdnNode(Switch):
                        "--vxlan-port", str(spec.vxlan_port), "--mtu", str(spec.mtu),
                        "--tun0-mac", spec.tun0_mac]
                 + (["--controller", target] if target else []))
-        self.ovs = PrivateOvs.attach(self.ovs_dir)
+        self.ovs = OvsCommands(self.ovs_dir)
         for iface, ofport in sorted(spec.pod_ports.items(), key=lambda item: item[1]):
             self._ovs_only(iface)
             self.ovs.vsctl("add-port", "br0", iface, "--", "set", "interface", iface,

@@ -26,6 +26,9 @@ RULES: dict[str, tuple[str, ...]] = {
                             "socket", "controller.openflow", "eventlet"),
     "controller.pipeline": ("lab", "mininet", "bench", "tests", "os_ken", "subprocess",
                             "socket", "controller.openflow", "controller.compiler"),
+    # the lab's parsers of OVS text: unit-tested on captured output, without OVS
+    "lab.trace": ("subprocess", "socket", "lab.ovscommands", "lab.privateovs"),
+    "lab.flowdump": ("subprocess", "socket", "lab.ovscommands", "lab.privateovs"),
 }
 
 
