@@ -71,7 +71,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     from lab.prerequisites import CLUSTER_TOOLS, require
     try:
         if args.cluster_command == "up":
-            require("osdn cluster up", CLUSTER_TOOLS)
+            require(CLUSTER_TOOLS)
             topology = load(args.paths, args.plugin)
             if topology is None:
                 return 1

@@ -181,7 +181,7 @@ def run_demo(path: str, keep: bool = False, state_dir: Path = DEFAULT_DIR,
     before doing anything when this machine lacks what it needs."""
     from topology.load import TopologyError, load_topology
     from topology.summary import summarize
-    require("osdn demo", DEMO_TOOLS)
+    require(DEMO_TOOLS)
     cluster = Path(path)
     print(f"== osdn check {cluster}")
     try:

@@ -80,9 +80,9 @@ def missing_prerequisites(tools: Sequence[Tool], *, path: str | None = None,
     return problems
 
 
-def require(command: str, tools: Sequence[Tool]) -> None:
-    """Raise MissingPrerequisites naming everything `command` lacks, all at once."""
+def require(tools: Sequence[Tool]) -> None:
+    """Raise MissingPrerequisites naming everything missing, all at once."""
     problems = missing_prerequisites(tools)
     if problems:
-        raise MissingPrerequisites(f"{command} cannot start; missing prerequisites:\n"
+        raise MissingPrerequisites("missing prerequisites:\n"
                                    + "\n".join(f"  {p}" for p in problems))
