@@ -6,14 +6,17 @@ feed it outputs captured from a real OVS (tests/unit/data/traces/).
 What the text looks like, and what the parser relies on:
 
 * the first pass starts with "Flow: ..." and a `bridge("NAME")` header; every OpenFlow
-  lookup is a line "<indent>N. <match>, priority P, cookie 0xC" (or "N. No match."), the lines
-  under it, indented deeper, are its actions, "-> ..." / ">> ..." notes, or a nested lookup
-  (resubmit, goto_table into a table of the same pass); a pass ends with "Final flow:",
-  "Megaflow:" and "Datapath actions:";
+  lookup is a line "<indent>N. <match>, priority P, cookie 0xC" (or "N. No match."); the
+  lines under it, indented deeper, are its actions and "-> ..." / ">> ..." notes, and the
+  lookup a resubmit() makes is indented deeper too, while the one a goto_table makes follows
+  at the same indentation; a pass ends with "Final flow:", "Megaflow:" and
+  "Datapath actions:";
 * a conntrack recirculation starts a new pass between two lines of '=' around a header
-  ("recirc(0x1) - resume conntrack with default ct_state=trk|new ...");
-* datapath actions name datapath port numbers (4789 for every vxlan port, 101.. for dummy
-  ports), which `dpif/show` maps back to OpenFlow ports, per bridge.
+  ("recirc(0x1) - resume conntrack with default ct_state=trk|new ..."), and its first lines
+  ("thaw", "Resuming from table N") precede any lookup;
+* datapath actions name datapath port numbers (4789 for every vxlan port; on the dummy
+  datapath a port takes the number in its name where it can), which `dpif/show` maps back to
+  OpenFlow ports, per bridge.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def ovs_dir(tmp_path: Path, netns: Netns) -> Iterator[Path]:
 
 
 class NetnsController(ControllerProcess):
-    """osken-manager controller.app run inside `netns` (ip netns exec execs it: the pid the
+    """osken-manager controller.app run inside `netns` (nsenter execs it: the pid the
     harness signals is the controller's)."""
 
     def __init__(self, netns: Netns, *args: object, **kwargs: object) -> None:
