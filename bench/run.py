@@ -57,12 +57,17 @@ from bench.generate import generate, write
 from controller.compiler import Settings, compile_node
 from controller.compiler.incremental import NodeCompiler
 from controller.openflow.wire import encode_flow
+from controller.reconcile import diff
+from lab.harness import (
+    ControllerProcess,
+    add_pod_port,
+    attach_controller,
+    detach_controller,
+    write_atomic,
+)
+from lab.nodebridge import add_node_bridge
 from lab.ofclient import OfClient
 from lab.privateovs import PrivateOvs
-from controller.reconcile import diff
-from lab.harness import (ControllerProcess, add_pod_port,
-                                                 attach_controller, detach_controller,
-                                                 write_atomic)
 from topology.load import FileCache, load_topology
 from topology.model import HostSubnet, Topology
 
@@ -156,10 +161,10 @@ class PluginBench:
     def start_ovs(self) -> None:
         self.ovs = PrivateOvs(self.work / "ovs").start()
         vxlan = self.topology.cluster_network.vxlan_port
-        self.ovs.add_node_bridge("br0", self.host.datapath_id, self.pod_ports, vxlan_port=vxlan,
-                                 host_ip=str(self.host.host_ip), port_name_prefix="")
-        self.ovs.add_node_bridge("ref", 0xFEED, self.pod_ports, vxlan_port=vxlan,
-                                 host_ip="192.0.2.1", port_name_prefix="r-")
+        add_node_bridge(self.ovs, "br0", self.host.datapath_id, self.pod_ports,
+                        vxlan_port=vxlan, host_ip=str(self.host.host_ip), port_name_prefix="")
+        add_node_bridge(self.ovs, "ref", 0xFEED, self.pod_ports, vxlan_port=vxlan,
+                        host_ip="192.0.2.1", port_name_prefix="r-")
 
     def ovs_ofctl(self) -> float:
         """`ovs-ofctl --bundle add-flows` of the rendered flows into the empty ref bridge."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from controller.cli import load
 from lab.cluster.state import DEFAULT_DIR as DEFAULT_STATE_DIR
+from lab.errors import LabUsageError
 from topology.model import PLUGIN_NAMES
 
 
@@ -67,9 +68,10 @@ def network(text: str) -> IPv4Network:
 def cmd_cluster(args: argparse.Namespace) -> int:
     from lab.cluster import ops
     from lab.cluster.build import BuildError, ClusterBuilder
-    from lab.cluster.state import ClusterStateError
+    from lab.prerequisites import CLUSTER_TOOLS, require
     try:
         if args.cluster_command == "up":
+            require(CLUSTER_TOOLS)
             topology = load(args.paths, args.plugin)
             if topology is None:
                 return 1
@@ -99,11 +101,16 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             return ops.exec_in(args.state_dir, args.target, command)
         print(ops.trace(args.state_dir, args.pod, args.dest).raw)
         return 0
-    except (BuildError, ClusterStateError, KeyError) as error:
-        print(f"osdn cluster {args.cluster_command}: {error.args[0]}", file=sys.stderr)
+    except (BuildError, LabUsageError) as error:
+        print(f"osdn cluster {args.cluster_command}: {error}", file=sys.stderr)
         return 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from lab.demo import run_demo
-    return run_demo(args.path, keep=args.keep, state_dir=args.state_dir, prefix=args.prefix)
+    try:
+        return run_demo(args.path, keep=args.keep, state_dir=args.state_dir,
+                        prefix=args.prefix)
+    except LabUsageError as error:
+        print(f"osdn demo: {error}", file=sys.stderr)
+        return 1

@@ -18,8 +18,9 @@ from pathlib import Path
 from lab.cluster import ops
 from lab.cluster.build import ClusterBuilder
 from lab.cluster.state import DEFAULT_DIR
-from lab.tracelab import check_case, describe_final, load_cases
 from lab.netns import in_netns
+from lab.prerequisites import DEMO_TOOLS, require
+from lab.tracelab import check_case, describe_final, load_cases
 
 RECEIVED = re.compile(r"Connection received on (\S+) ")
 
@@ -152,9 +153,9 @@ class Demo:
         for title, dest, hops in (("across nodes", pods[tomcat]["ip"], 1),
                                   ("to the outside", external, 2)):
             out = self.run(nginx, "traceroute", "-n", "-q", "1", "-w", "1", "-m", "5", dest)
-            lines = [l for l in out.splitlines()[1:] if l.strip()]
+            lines = [line for line in out.splitlines()[1:] if line.strip()]
             print(f"\ntraceroute {title} ({dest}) from {nginx}:\n"
-                  + "\n".join("    " + l for l in lines))
+                  + "\n".join("    " + line for line in lines))
             self.check(len(lines) == hops and dest in lines[-1],
                        f"traceroute {title}: {hops} hop(s)")
 
@@ -168,7 +169,7 @@ class Demo:
         tun0, uplink = (self.collect(d) for d in dumps)
         print(f"\ntcpdump on {node} while {nginx} connects to {external}:9002")
         for name, out in (("tun0", tun0), ("uplink (br-phy)", uplink)):
-            line = next((l for l in out.splitlines() if " > " in l), "(nothing)")
+            line = next((seen for seen in out.splitlines() if " > " in seen), "(nothing)")
             print(f"    {name:16} {line}")
         self.check(pods[nginx]["ip"] in tun0 and node_ip in uplink,
                    "the source address changes from the pod's to the node's at tun0")
@@ -176,8 +177,11 @@ class Demo:
 
 def run_demo(path: str, keep: bool = False, state_dir: Path = DEFAULT_DIR,
              prefix: str = "osdn") -> int:
+    """The demo; 0 when every check passed.  Raises MissingPrerequisites (a LabUsageError)
+    before doing anything when this machine lacks what it needs."""
     from topology.load import TopologyError, load_topology
     from topology.summary import summarize
+    require(DEMO_TOOLS)
     cluster = Path(path)
     print(f"== osdn check {cluster}")
     try:
@@ -208,6 +212,7 @@ def run_demo(path: str, keep: bool = False, state_dir: Path = DEFAULT_DIR,
               " -- ip addr`, and `osdn cluster down` when done")
     else:
         ops.down(state_dir)
-    print(f"\n{'all checks passed' if not demo.failures else 'FAILED: ' + '; '.join(demo.failures)}")
+    verdict = "all checks passed" if not demo.failures else "FAILED: " + "; ".join(demo.failures)
+    print(f"\n{verdict}")
     return 1 if demo.failures else 0
 

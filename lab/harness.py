@@ -32,8 +32,11 @@ from typing import Any
 
 import yaml
 
-from lab import privateovs
-from lab.privateovs import PrivateOvs, normalize_flow_dump
+from lab.flowdump import normalize_flow_dump
+from lab.nodebridge import RESERVED_OFPORTS, add_node_bridge
+from lab.ovscommands import OvsCommandError, OvsCommands, OvsError
+from lab.pids import pid_alive, pid_is_ours
+from lab.privateovs import PrivateOvs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +87,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
             if result:
                 return result
             last_error = None
-        except privateovs.OvsCommandError as e:  # e.g. vswitchd restarting: keep polling
+        except OvsCommandError as e:  # e.g. vswitchd restarting: keep polling
             last_error = e
         if time.monotonic() >= deadline:
             break
@@ -97,10 +100,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
 
 # ---------------------------------------------------------------------------------------------
 # the controller process
-
-
-def pid_alive(pid: int) -> bool:
-    return privateovs.pid_alive(pid)
 
 
 class ControllerProcess:
@@ -150,9 +149,9 @@ class ControllerProcess:
             argv += ["--ofp-listen-host", self.listen_host]
         return argv + self.extra_args + ["controller.app"]
 
-    def start(self) -> "ControllerProcess":
+    def start(self) -> ControllerProcess:
         if self.running:
-            raise RuntimeError(f"{self.name} already running (pid {self.proc.pid})")
+            raise RuntimeError(f"{self.name} already running (pid {self.pid})")
         self.write_config()
         self.runs += 1
         self.log_path = self.dir / f"{self.name}-{self.runs}.log"
@@ -176,12 +175,13 @@ class ControllerProcess:
 
     def kill(self, sig: int = signal.SIGKILL, wait: float = 10.0) -> int | None:
         """Send `sig` to our own pid only; for SIGKILL/SIGTERM wait for it to exit."""
-        if not self.running:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc else None
+        proc.send_signal(sig)
         if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             try:
-                return self.proc.wait(wait)
+                return proc.wait(wait)
             except subprocess.TimeoutExpired:
                 return None
         return None
@@ -204,7 +204,7 @@ class ControllerProcess:
         atexit.unregister(self.stop)
         return rc
 
-    def __enter__(self) -> "ControllerProcess":
+    def __enter__(self) -> ControllerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -267,17 +267,11 @@ class RestartableOvs(PrivateOvs):
     """PrivateOvs whose ovs-vswitchd can be killed and started again on the same database
     (flows live only in vswitchd, so they are gone after the restart)."""
 
-    def _vswitchd_args(self) -> list[str]:
-        args = [f"unix:{self.db_sock}", "--disable-system", f"--unixctl={self.vswitchd_ctl}"]
-        if self.dummy:
-            args.append("--enable-dummy")
-        return args
-
     def kill_vswitchd(self, sig: int = signal.SIGKILL) -> None:
         pid = self._pids.pop("ovs-vswitchd")
-        if privateovs.pid_alive(pid) and privateovs.pid_is_ours(pid, str(self.dir)):
+        if pid_alive(pid) and pid_is_ours(pid, str(self.dir)):
             os.kill(pid, sig)
-        self._wait_gone(pid, str(self.dir))
+        self._wait_gone(pid)
         Path(self._p("ovs-vswitchd.pid")).unlink(missing_ok=True)
 
     def start_vswitchd(self) -> None:
@@ -288,7 +282,7 @@ class RestartableOvs(PrivateOvs):
         self.start_vswitchd()
 
 
-def attach_controller(ovs: PrivateOvs, bridge: str, port: int, host: str = "127.0.0.1",
+def attach_controller(ovs: OvsCommands, bridge: str, port: int, host: str = "127.0.0.1",
                       max_backoff_ms: int = 1000) -> None:
     """Point `bridge` at tcp:host:port, out of band, reconnecting at least every second.
     If the bridge had no controller yet, OVS flushes its flows (see module docstring)."""
@@ -298,7 +292,7 @@ def attach_controller(ovs: PrivateOvs, bridge: str, port: int, host: str = "127.
               "connection_mode=out-of-band")
 
 
-def park_controller(ovs: PrivateOvs, bridge: str) -> int:
+def park_controller(ovs: OvsCommands, bridge: str) -> int:
     """Give `bridge` a controller on a closed port (flushing its flows now, not later), so
     flows loaded afterwards survive `attach_controller`. Returns the closed port."""
     port = free_port()
@@ -306,34 +300,33 @@ def park_controller(ovs: PrivateOvs, bridge: str) -> int:
     return port
 
 
-def detach_controller(ovs: PrivateOvs, bridge: str) -> None:
+def detach_controller(ovs: OvsCommands, bridge: str) -> None:
     ovs.vsctl("del-controller", bridge)
 
 
-def add_pod_port(ovs: PrivateOvs, bridge: str, name: str, ofport: int) -> None:
+def add_pod_port(ovs: OvsCommands, bridge: str, name: str, ofport: int) -> None:
     ovs.vsctl("add-port", bridge, name, "--", "set", "interface", name, "type=dummy",
               f"ofport_request={ofport}")
     got = ovs.ofports(bridge).get(name)
     if got != ofport:
-        raise privateovs.OvsError(f"{bridge}: {name} got ofport {got}, wanted {ofport}")
+        raise OvsError(f"{bridge}: {name} got ofport {got}, wanted {ofport}")
 
 
-def del_port(ovs: PrivateOvs, bridge: str, name: str) -> None:
+def del_port(ovs: OvsCommands, bridge: str, name: str) -> None:
     ovs.vsctl("--if-exists", "del-port", bridge, name)
 
 
-def pod_ports_of(ovs: PrivateOvs, bridge: str) -> dict[str, int]:
+def pod_ports_of(ovs: OvsCommands, bridge: str) -> dict[str, int]:
     """The bridge's ports other than vxlan0/tun0 (by ofport), name -> ofport."""
     return {name: port for name, port in ovs.ofports(bridge).items()
-            if port not in (privateovs.VXLAN_OFPORT, privateovs.TUN0_OFPORT,
-                            privateovs.LOCAL_OFPORT) and port > 0}
+            if port not in RESERVED_OFPORTS and port > 0}
 
 
 # ---------------------------------------------------------------------------------------------
 # flows
 
 
-def normalized(ovs: PrivateOvs, bridge: str) -> list[str]:
+def normalized(ovs: OvsCommands, bridge: str) -> list[str]:
     """dump-flows with counters and durations stripped, sorted."""
     return sorted(ovs.dump_flows(bridge))
 
@@ -341,7 +334,7 @@ def normalized(ovs: PrivateOvs, bridge: str) -> list[str]:
 _DURATION_RE = re.compile(r"\bduration=([0-9.]+)s")
 
 
-def flow_durations(ovs: PrivateOvs, bridge: str) -> dict[str, float]:
+def flow_durations(ovs: OvsCommands, bridge: str) -> dict[str, float]:
     """normalized flow line -> its `duration` in seconds (lines are unique in a bridge)."""
     raw = ovs.ofctl(bridge, "--no-names", "dump-flows")
     result: dict[str, float] = {}
@@ -399,8 +392,8 @@ def reference_flows(topology: str | os.PathLike[str], host: str, ref_ovs: Privat
     vxlan0, tun0 and `pod_ports`; its normalized dump, sorted. The bridge is deleted after."""
     text = render(topology, host)
     bridge = f"ref{next(_ref_counter)}"
-    ref_ovs.add_node_bridge(bridge, 0xfeed0000 + int(bridge[3:]), dict(pod_ports or {}),
-                            vxlan_port=vxlan_port, port_name_prefix=f"r{bridge[3:]}-")
+    add_node_bridge(ref_ovs, bridge, 0xfeed0000 + int(bridge[3:]), dict(pod_ports or {}),
+                    vxlan_port=vxlan_port, port_name_prefix=f"r{bridge[3:]}-")
     try:
         if normalized(ref_ovs, bridge):
             raise AssertionError(f"reference bridge {bridge} is not empty")
@@ -410,11 +403,11 @@ def reference_flows(topology: str | os.PathLike[str], host: str, ref_ovs: Privat
         ref_ovs.del_bridge(bridge)
 
 
-def flows_equal(ovs: PrivateOvs, bridge: str, expected: Iterable[str]) -> bool:
+def flows_equal(ovs: OvsCommands, bridge: str, expected: Iterable[str]) -> bool:
     return Counter(ovs.dump_flows(bridge)) == Counter(expected)
 
 
-def wait_for_flows(ovs: PrivateOvs, bridge: str, expected: Iterable[str],
+def wait_for_flows(ovs: OvsCommands, bridge: str, expected: Iterable[str],
                    controller: ControllerProcess | None = None, timeout: float = 30.0,
                    what: str = "") -> list[str]:
     """Until the bridge's flows equal `expected` (as a multiset); on timeout the message has
@@ -424,7 +417,7 @@ def wait_for_flows(ovs: PrivateOvs, bridge: str, expected: Iterable[str],
     def describe() -> str:
         try:
             diff = flow_diff(ovs.dump_flows(bridge), expected)
-        except privateovs.OvsError as e:
+        except OvsError as e:
             diff = f"(cannot dump {bridge}: {e})"
         return (f"{what or bridge}: flows never equal to the expected set\n{diff}\n"
                 + (controller.log_tail(60) if controller else ""))

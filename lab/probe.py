@@ -137,10 +137,11 @@ def main(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------ test-process side
 
 
-def in_netns(netns: str, *args: str) -> list[str]:
-    """This script, run inside `netns` (imported lazily: the script itself runs isolated)."""
-    from lab.netns import in_netns as netns_prefix
-    return [*netns_prefix(netns), PYTHON, "-I", SCRIPT, *args]
+def script_in_netns(netns: str, *args: str) -> list[str]:
+    """This script, run inside `netns` (lab.netns imported lazily: the script itself runs
+    isolated, `python -I`, where the project is not importable)."""
+    from lab.netns import in_netns
+    return [*in_netns(netns), PYTHON, "-I", SCRIPT, *args]
 
 
 @dataclass
@@ -156,12 +157,13 @@ class Listeners:
     def start(self, targets: Mapping[str, str], ports: Iterable[int], pid_dir: Path,
               register: Any = None) -> None:
         """targets: netns -> the name its server answers with."""
-        ports = [str(p) for p in ports]
+        port_args = [str(p) for p in ports]
         for netns, name in targets.items():
             pidfile = pid_dir / f"listener-{netns}.pid"
             if register is not None:
                 register(pidfile, self.token)
-            proc = subprocess.Popen(in_netns(netns, "serve", name, self.token, *ports),
+            proc = subprocess.Popen(script_in_netns(netns, "serve", name, self.token,
+                                                    *port_args),
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     start_new_session=True)
             pidfile.write_text(str(proc.pid))
@@ -197,7 +199,7 @@ def run_probes(by_source: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, l
     """netns -> probes to run from it; all namespaces at once. Returns netns -> results."""
     def one(netns: str) -> list[Any]:
         probes = list(by_source[netns])
-        proc = subprocess.run(in_netns(netns, "probe"), input=json.dumps(probes),
+        proc = subprocess.run(script_in_netns(netns, "probe"), input=json.dumps(probes),
                               capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             raise RuntimeError(f"prober in {netns} failed: {proc.stderr}")
@@ -207,11 +209,11 @@ def run_probes(by_source: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, l
 
     names = list(by_source)
     with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
-        return dict(zip(names, pool.map(one, names)))
+        return dict(zip(names, pool.map(one, names), strict=True))
 
 
 def send_frames(netns: str, frame: bytes, count: int, iface: str = "eth0") -> None:
-    subprocess.run(in_netns(netns, "send", iface, frame.hex(), str(count)), check=True,
+    subprocess.run(script_in_netns(netns, "send", iface, frame.hex(), str(count)), check=True,
                    capture_output=True, timeout=30)
 
 

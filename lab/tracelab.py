@@ -16,8 +16,10 @@ from typing import Any
 import yaml
 
 from controller.compiler import NodeFlows, Settings, compile_node
-from lab.privateovs import PrivateOvs, TraceResult
-from topology.model import Topology
+from lab.nodebridge import add_node_bridge
+from lab.privateovs import PrivateOvs
+from lab.trace import TraceResult
+from topology.model import VXLAN_OFPORT, Topology
 
 
 @dataclass
@@ -38,17 +40,17 @@ def bridge_name(host: str, taken: set[str]) -> str:
     return name
 
 
-def build_lab(ovs: PrivateOvs, topology: Topology, settings: Settings = Settings(),
+def build_lab(ovs: PrivateOvs, topology: Topology, settings: Settings | None = None,
               prefix: str = "") -> TraceLab:
     """One bridge per HostSubnet, each holding its node's complete flow set."""
+    settings = settings if settings is not None else Settings()
     lab = TraceLab(ovs, topology)
     for hs in topology.host_subnets:
         bridge = bridge_name(prefix + hs.host, set(lab.bridges.values()))
         ports = {pod.interface or f"pod{pod.ofport}": pod.ofport for pod in topology.pods
                  if pod.node == hs.host and pod.ofport is not None}
-        ovs.add_node_bridge(bridge, hs.datapath_id, ports,
-                            vxlan_port=topology.cluster_network.vxlan_port,
-                            host_ip=str(hs.host_ip))
+        add_node_bridge(ovs, bridge, hs.datapath_id, ports,
+                        vxlan_port=topology.cluster_network.vxlan_port, host_ip=str(hs.host_ip))
         flows = compile_node(topology, hs.host, settings)
         ovs.load_flows(bridge, flows.to_ofctl())
         lab.bridges[hs.host], lab.flows[hs.host] = bridge, flows
@@ -146,16 +148,18 @@ def send_from_pod(lab: TraceLab, pod: Any, dst_ip: str, proto: str = "tcp",
     first = lab.trace(pod.node, pod_flow(pod, pod.ofport, dst_ip, proto, dst_port, ct_state))
     hops = [(pod.node, first)]
     ports = first.output_ports()
-    if ports == [1] and first.tunnel:
+    if ports == [VXLAN_OFPORT] and first.tunnel:
         remote = next((hs for hs in lab.topology.host_subnets
                        if str(hs.host_ip) == first.tunnel.get("dst")), None)
         if remote is None:
-            return Delivery(1, hops)  # leaves the cluster's tunnel mesh (egress node elsewhere)
+            # it leaves the cluster's tunnel mesh (an egress node elsewhere)
+            return Delivery(VXLAN_OFPORT, hops)
         local = lab.topology.host_subnet(pod.node)
         assert local is not None
         l4 = f",{proto}_dst={dst_port}" if dst_port is not None else ""
-        spec = (f"in_port=1,tun_id={first.tunnel['tun_id']},tun_src={local.host_ip},{proto},"
-                f"dl_src={pod.mac},nw_src={pod.ip},nw_dst={dst_ip}{l4},ct_state={ct_state}")
+        spec = (f"in_port={VXLAN_OFPORT},tun_id={first.tunnel['tun_id']},"
+                f"tun_src={local.host_ip},{proto},dl_src={pod.mac},nw_src={pod.ip},"
+                f"nw_dst={dst_ip}{l4},ct_state={ct_state}")
         second = lab.trace(remote.host, spec)
         hops.append((remote.host, second))
         ports = second.output_ports()

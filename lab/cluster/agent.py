@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from controller.watch import TopologyWatcher
 from lab.cluster.build import apply_node_host_side
 from lab.cluster.state import load_cluster
-from controller.watch import TopologyWatcher
 
 
 def run(state_dir: Path, interval: float = 0.5) -> None:

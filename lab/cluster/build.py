@@ -25,12 +25,13 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from lab.cluster.state import ClusterStateError, Ledger, save_cluster
 from controller.compiler import Settings, compile_node
-from lab.privateovs import PrivateOvs
+from lab.cluster.state import ClusterStateError, Ledger, save_cluster
 from lab.netns import in_netns
-from topology.model import Topology
+from lab.nodebridge import node_bridge_args
+from lab.privateovs import PrivateOvs
 from topology.errors import OsdnError
+from topology.model import Topology
 
 CONTROLLER_PORT = 6653
 
@@ -224,14 +225,8 @@ class ClusterBuilder:
            netns=netns)
         sh("ip", "link", "set", "br-phy", "up", netns=netns)
         vxlan = self.topology.cluster_network.vxlan_port
-        ovs.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
-                  "fail_mode=secure", "protocols=OpenFlow13",
-                  f"other-config:datapath-id={hs.datapath_id:016x}",
-                  "--", "add-port", "br0", "vxlan0", "--", "set", "interface", "vxlan0",
-                  "type=vxlan", "options:remote_ip=flow", "options:key=flow",
-                  f"options:dst_port={vxlan}", "ofport_request=1",
-                  "--", "add-port", "br0", "tun0", "--", "set", "interface", "tun0",
-                  "type=internal", f"mtu_request={self.mtu}", "ofport_request=2")
+        ovs.vsctl(*node_bridge_args("br0", hs.datapath_id, datapath_type="netdev",
+                                    vxlan_port=vxlan, tun0_type="internal", mtu=self.mtu))
         ovs.ofctl("br0", "set-frags", "nx-match")
         sh("ip", "link", "set", "tun0", "address", hs.tun0_mac, netns=netns)
         self._host_side(host)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from lab.cluster.state import Ledger, alive, load_cluster
-from lab.privateovs import PrivateOvs, TraceResult
+from lab.cluster.state import Ledger, load_cluster
+from lab.errors import LabUsageError
 from lab.netns import in_netns
+from lab.ovscommands import OvsCommands
+from lab.pids import pid_alive
+from lab.trace import TraceResult
 from topology.load import load_topology
 from topology.model import Topology
 
@@ -25,8 +29,8 @@ def down(state_dir: Path, log: Any = print) -> int:
     return 0
 
 
-def node_ovs(cluster: dict[str, Any], host: str) -> PrivateOvs:
-    return PrivateOvs.attach(cluster["nodes"][host]["ovs_dir"])
+def node_ovs(cluster: dict[str, Any], host: str) -> OvsCommands:
+    return OvsCommands(cluster["nodes"][host]["ovs_dir"])
 
 
 def _pid(path: Path) -> int | None:
@@ -43,12 +47,12 @@ def status(state_dir: Path) -> str:
     for name in ("controller", "agent"):
         pid = _pid(state_dir / f"{name}.pid")
         if pid is not None:
-            lines.append(f"  {name} pid {pid}: {'running' if alive(pid) else 'NOT RUNNING'} "
+            lines.append(f"  {name} pid {pid}: {'running' if pid_alive(pid) else 'NOT RUNNING'} "
                          f"(log {state_dir / (name + '.log')})")
     for host, info in cluster["nodes"].items():
         ovs = node_ovs(cluster, host)
         daemons = [name for name in ("ovsdb-server", "ovs-vswitchd")
-                   if (p := _pid(Path(info["ovs_dir"]) / f"{name}.pid")) and alive(p)]
+                   if (p := _pid(Path(info["ovs_dir"]) / f"{name}.pid")) and pid_alive(p)]
         try:
             flows = f"{len(ovs.dump_flows('br0'))} flows on br0"
         except Exception as error:  # a dead vswitchd is what status must show
@@ -69,7 +73,7 @@ def netns_of(cluster: dict[str, Any], target: str) -> str:
     if target in cluster["pods"]:
         return str(cluster["pods"][target]["netns"])
     known = ", ".join(["external", *cluster["nodes"], *cluster["pods"]])
-    raise KeyError(f"{target!r} is not a pod (NAMESPACE/NAME), a node or 'external'; "
+    raise LabUsageError(f"{target!r} is not a pod (NAMESPACE/NAME), a node or 'external'; "
                    f"known: {known}")
 
 
@@ -96,10 +100,16 @@ def trace_spec(topology: Topology, cluster: dict[str, Any], pod_key: str, dest: 
         svc = next((s for s in topology.services
                     if (s.namespace, s.name) == (namespace, svc_name)), None)
         if svc is None or svc.cluster_ip is None:
-            raise KeyError(f"no Service {name} with a ClusterIP")
+            raise LabUsageError(f"no Service {name} with a ClusterIP")
+        if not port_text.isdigit():
+            raise LabUsageError(f"{dest!r}: the port after ':' must be a number")
         ip, port = str(svc.cluster_ip), int(port_text)
     else:
-        ip = dest
+        try:
+            ip = str(IPv4Address(dest))
+        except ValueError:
+            raise LabUsageError(f"{dest!r} is not a pod (NAMESPACE/NAME), a service "
+                                "(NAMESPACE/NAME:PORT) or an IPv4 address") from None
     return (f"in_port={info['ofport']},tcp,dl_src={info['mac']},dl_dst={hs.tun0_mac},"
             f"nw_src={info['ip']},nw_dst={ip},tcp_dst={port},ct_state=new|trk")
 
@@ -107,7 +117,7 @@ def trace_spec(topology: Topology, cluster: dict[str, Any], pod_key: str, dest: 
 def trace(state_dir: Path, pod_key: str, dest: str) -> TraceResult:
     cluster = load_cluster(state_dir)
     if pod_key not in cluster["pods"]:
-        raise KeyError(f"no pod {pod_key!r}; known: {', '.join(cluster['pods'])}")
+        raise LabUsageError(f"no pod {pod_key!r}; known: {', '.join(cluster['pods'])}")
     spec = trace_spec(topology_of(cluster), cluster, pod_key, dest)
     return node_ovs(cluster, cluster["pods"][pod_key]["node"]).trace("br0", spec)
 

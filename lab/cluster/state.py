@@ -10,36 +10,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.privateovs import pid_alive as alive
-from lab.privateovs import pid_is_ours as is_ours
+from lab.errors import LabUsageError
 from lab.netns import in_netns
-from topology.errors import OsdnError
+from lab.pids import stop_pid
 
 DEFAULT_DIR = Path(os.environ.get("OSDN_CLUSTER_DIR", "/run/osdn-cluster"))
 LEDGER = "ledger.jsonl"
 CLUSTER = "cluster.json"
 
 
-class ClusterStateError(OsdnError):
-    pass
-
-
-def stop_pid(pid: int, marker: str, wait: float = 5.0) -> None:
-    """Stop a process we started, recognised by `marker` in its command line (pid reuse)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if not alive(pid) or not is_ours(pid, marker):
-            return
-        os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
+class ClusterStateError(LabUsageError):
+    """No cluster is up in the state directory, or one already is."""
 
 
 @dataclass

@@ -20,7 +20,7 @@ from mininet.node import Controller, Host, Node, OVSBridge, Switch
 
 from controller.hostside import apply_host, plan_host
 from lab.cluster.build import underlay_mac
-from lab.privateovs import PrivateOvs
+from lab.ovscommands import OvsCommands
 from topology.model import Pod, Topology
 
 from .sandbox import OVS_START, REPO, SANDBOX_DIR
@@ -65,7 +65,7 @@ class OsdnNode(Switch):
         self.controlIntf = None  # Mininet sets it only for root-namespace switches
         self.spec = spec
         self.ovs_dir = SANDBOX_DIR / "nodes" / name
-        self.ovs: PrivateOvs | None = None
+        self.ovs: OvsCommands | None = None
 
     def IP(self, intf: Any = None) -> str:  # noqa: N802 (Mininet's name)
         """The node IP (on br-phy, which Mininet does not manage)."""
@@ -83,7 +83,7 @@ class OsdnNode(Switch):
                        "--vxlan-port", str(spec.vxlan_port), "--mtu", str(spec.mtu),
                        "--tun0-mac", spec.tun0_mac]
                 + (["--controller", target] if target else []))
-        self.ovs = PrivateOvs.attach(self.ovs_dir)
+        self.ovs = OvsCommands(self.ovs_dir)
         for iface, ofport in sorted(spec.pod_ports.items(), key=lambda item: item[1]):
             self._ovs_only(iface)
             self.ovs.vsctl("add-port", "br0", iface, "--", "set", "interface", iface,

@@ -44,8 +44,8 @@ from lab.cluster import ops
 from lab.cluster.build import ClusterBuilder
 from lab.cluster.state import Ledger
 from lab.netns import in_netns
+from lab.ovscommands import OvsCommands
 from lab.policy_oracle import plugin_allows, policy_allows, vnids_allow
-from lab.privateovs import PrivateOvs
 from lab.probe import Listeners, arp_request, run_probes, send_frames, udp_frame, vxlan_frame
 from topology.load import load_topology
 from topology.model import ANNOTATION_CHANGE_NETWORK, Pod, Topology
@@ -82,8 +82,8 @@ class Cluster:
     def netns(self, pod: Pod) -> str:
         return self.plan.pods[pod.key]["netns"]
 
-    def ovs(self, host: str) -> PrivateOvs:
-        return PrivateOvs.attach(self.plan.nodes[host]["ovs_dir"])
+    def ovs(self, host: str) -> OvsCommands:
+        return OvsCommands(self.plan.nodes[host]["ovs_dir"])
 
     @property
     def log(self) -> Path:
@@ -357,7 +357,7 @@ class TestSubnet:
 
 # ------------------------------------------------------------------------------ ovs-multitenant
 
-def n_packets(ovs: PrivateOvs, table: int, match: Callable[[str], bool]) -> int:
+def n_packets(ovs: OvsCommands, table: int, match: Callable[[str], bool]) -> int:
     lines = [line for line in ovs.ofctl("br0", "--no-names", "dump-flows",
                                         f"table={table}").splitlines() if match(line)]
     assert len(lines) == 1, lines

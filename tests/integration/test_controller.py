@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from lab.privateovs import PrivateOvs
 from lab.harness import (
     ControllerProcess,
     RestartableOvs,
@@ -43,6 +42,8 @@ from lab.harness import (
     wait_until,
     write_atomic,
 )
+from lab.nodebridge import add_node_bridge
+from lab.privateovs import PrivateOvs
 from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, NODE2_SYNC, SEED
 
 pytestmark = pytest.mark.ovs
@@ -100,9 +101,9 @@ def node_bridge(ovs: PrivateOvs, host: str, ports: dict[str, int] | None = None,
                 datapath_id: int | None = None, bridge: str = "br0") -> str:
     """The node's br0 as 3.11 lays it out, ports under their real interface names."""
     dpid, host_ip, pod_ports = NODES[host]
-    ovs.add_node_bridge(bridge, dpid if datapath_id is None else datapath_id,
-                        pod_ports if ports is None else ports, host_ip=host_ip,
-                        port_name_prefix="")
+    add_node_bridge(ovs, bridge, dpid if datapath_id is None else datapath_id,
+                    pod_ports if ports is None else ports, host_ip=host_ip,
+                    port_name_prefix="")
     return bridge
 
 

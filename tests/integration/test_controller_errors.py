@@ -20,7 +20,6 @@ import urllib.request
 
 import pytest
 
-from lab.privateovs import PrivateOvs
 from lab.harness import (
     add_pod_port,
     assert_durations_kept,
@@ -35,6 +34,8 @@ from lab.harness import (
     wait_until,
     write_atomic,
 )
+from lab.nodebridge import add_node_bridge
+from lab.privateovs import PrivateOvs
 from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, SEED
 
 pytestmark = pytest.mark.ovs
@@ -113,8 +114,8 @@ def test_switch_error_discards_the_bundle_and_names_the_flow(
     ovs = node_ovs
     cluster = copy_cluster(SEED, tmp_path / "cluster")
     br = "br0"
-    ovs.add_node_bridge(br, NODE2_DPID, dict(NODE2_PORTS), host_ip=NODE2_IP,
-                        port_name_prefix="")
+    add_node_bridge(ovs, br, NODE2_DPID, dict(NODE2_PORTS), host_ip=NODE2_IP,
+                    port_name_prefix="")
     ports = dict(NODE2_PORTS)
     expected = reference_flows(cluster, NODE2, ref_ovs, ports)
     metrics_port = free_port()

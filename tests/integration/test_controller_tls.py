@@ -33,7 +33,6 @@ from typing import Any
 
 import pytest
 
-from lab.privateovs import PrivateOvs
 from lab.harness import (
     ControllerProcess,
     flow_diff,
@@ -43,6 +42,8 @@ from lab.harness import (
     wait_for_flows,
     wait_until,
 )
+from lab.nodebridge import add_node_bridge
+from lab.privateovs import PrivateOvs
 from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, NODE2_SYNC, SEED
 
 pytestmark = pytest.mark.ovs
@@ -159,8 +160,8 @@ def wait_tls_listening(ctl: ControllerProcess, pki: Pki, timeout: float = 20.0) 
 
 
 def node_bridge(ovs: PrivateOvs) -> str:
-    ovs.add_node_bridge("br0", NODE2_DPID, dict(NODE2_PORTS), host_ip=NODE2_IP,
-                        port_name_prefix="")
+    add_node_bridge(ovs, "br0", NODE2_DPID, dict(NODE2_PORTS), host_ip=NODE2_IP,
+                    port_name_prefix="")
     return "br0"
 
 

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.privateovs import PrivateOvs, pid_alive
+from lab.harness import REPO, ControllerProcess, reference_flows, wait_for_flows, wait_until
 from lab.netns import in_netns
-from lab.harness import (REPO, ControllerProcess, reference_flows,
-                                                 wait_for_flows, wait_until)
+from lab.ovscommands import OvsCommands
+from lab.pids import pid_alive
+from lab.privateovs import PrivateOvs
 from topology.load import load_topology
 
 pytestmark = pytest.mark.ovs
@@ -31,7 +32,7 @@ NODE2 = "node2.ocp.cn"
 _counter = itertools.count()
 
 
-def mac_of(netns: "Netns", device: str) -> str:
+def mac_of(netns: Netns, device: str) -> str:
     """A device's MAC inside the namespace (from `ip`, not /sys: nsenter keeps our /sys)."""
     return netns.run("ip", "-br", "link", "show", "dev", device).stdout.split()[2]
 
@@ -79,7 +80,7 @@ def ovs_dir(tmp_path: Path, netns: Netns) -> Iterator[Path]:
 
 
 class NetnsController(ControllerProcess):
-    """osken-manager controller.app run inside `netns` (ip netns exec execs it: the pid the
+    """osken-manager controller.app run inside `netns` (nsenter execs it: the pid the
     harness signals is the controller's)."""
 
     def __init__(self, netns: Netns, *args: object, **kwargs: object) -> None:
@@ -133,7 +134,7 @@ def test_controller_programs_br0_of_an_instance_it_started(netns: Netns, ovs_dir
               "--datapath-id", f"{hs.datapath_id:x}", "--tun0-mac", hs.tun0_mac,
               "--controller", f"tcp:127.0.0.1:{controller.port}")
     elapsed = time.monotonic() - started
-    ovs = PrivateOvs.attach(ovs_dir)
+    ovs = OvsCommands(ovs_dir)
     for name, ofport in pods.items():  # what the CNI plugin does for each pod
         ovs.vsctl("add-port", "br0", name, "--", "set", "interface", name, "type=internal",
                   f"ofport_request={ofport}")
@@ -158,7 +159,7 @@ def test_health_stop_and_restart_keep_br0_and_pod_ports(netns: Netns, ovs_dir: P
     netns.run(str(OVS_START), "--dir", str(ovs_dir), "--br0", "--datapath-id", "0xb0b",
               "--vxlan-port", "4790", "--mtu", "1400")
     assert health("--br0").returncode == 0, health("--br0").stderr
-    ovs = PrivateOvs.attach(ovs_dir)
+    ovs = OvsCommands(ovs_dir)
     ovs.vsctl("add-port", "br0", "vethpod1", "--", "set", "interface", "vethpod1",
               "type=internal", "ofport_request=7")
     first = pids(ovs_dir)
@@ -203,7 +204,7 @@ def test_uplink_moves_the_node_ip_to_br_phy(netns: Netns, ovs_dir: Path) -> None
                                                           "-S").stdout
     assert mac_of(netns, "br-phy") == \
         "02:00:c0:00:02:0a"
-    ovs = PrivateOvs.attach(ovs_dir)
+    ovs = OvsCommands(ovs_dir)
     assert "uplink0" in ovs.vsctl("list-ports", "br-phy").split()
     # again: idempotent (the address is now found on br-phy)
     netns.run(str(OVS_START), "--dir", str(ovs_dir), "--uplink", "uplink0", "--br0")

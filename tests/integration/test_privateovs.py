@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import privateovs
-from lab.privateovs import (
-    OvsCommandError,
-    OvsError,
-    OvsNotInstalledError,
-    PrivateOvs,
-    parse_trace,
-)
+from lab import ovscommands
+from lab.nodebridge import add_node_bridge
+from lab.ovscommands import OvsCommandError, OvsError, OvsNotInstalledError
+from lab.pids import pid_alive
+from lab.privateovs import PrivateOvs
 
 # A miniature of the openshift-sdn pipeline, written by hand (not by the compiler):
 # pod 10.130.0.6 on port 4 is in VNID 0, pod 10.130.0.5 on port 3 in VNID 0x82f8b2.
@@ -45,7 +42,7 @@ PODS = {"veth92727375": 3, "vethd83c05d3": 4}
 
 
 def _alive(pid: int) -> bool:
-    return privateovs.pid_alive(pid)
+    return pid_alive(pid)
 
 
 @pytest.fixture
@@ -59,7 +56,7 @@ def bridges(private_ovs: PrivateOvs) -> Iterator[list[str]]:
 
 def _node(ovs: PrivateOvs, bridges: list[str], name: str, dpid: int, host_ip: str):
     bridges.append(name)
-    node = ovs.add_node_bridge(name, dpid, PODS, host_ip=host_ip)
+    node = add_node_bridge(ovs, name, dpid, PODS, host_ip=host_ip)
     ovs.load_flows(name, FLOWS)
     return node
 
@@ -72,7 +69,7 @@ def test_start_stop_leaves_no_process_or_file(tmp_path: Path) -> None:
         assert set(pids) == {"ovsdb-server", "ovs-vswitchd"}
         assert all(_alive(p) for p in pids.values())
         assert (inst_dir / "db.sock").exists()
-        ovs.add_node_bridge("br-life", 7, {"p3": 3}, host_ip="192.168.108.77")
+        add_node_bridge(ovs, "br-life", 7, {"p3": 3}, host_ip="192.168.108.77")
         assert "br-life" in ovs.vsctl("list-br").split()
     assert not any(_alive(p) for p in pids.values())
     assert not inst_dir.exists()
@@ -98,7 +95,7 @@ def test_start_stop_leaves_no_process_or_file(tmp_path: Path) -> None:
 def test_missing_ovs_fails_with_install_hint(monkeypatch: pytest.MonkeyPatch,
                                              tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(privateovs, "_SBIN_DIRS", ())
+    monkeypatch.setattr(ovscommands, "_SBIN_DIRS", ())
     with pytest.raises(OvsNotInstalledError, match="apt-get install openvswitch-switch"):
         PrivateOvs(tmp_path / "x").start()
 
@@ -131,9 +128,9 @@ def test_two_node_bridges_with_same_pod_ports(private_ovs: PrivateOvs,
 def test_identical_tunnel_config_is_refused_with_hint(private_ovs: PrivateOvs,
                                                        bridges: list[str]) -> None:
     bridges += ["br-same1", "br-same2"]
-    private_ovs.add_node_bridge("br-same1", 0x11, {}, host_ip="192.168.108.150")
+    add_node_bridge(private_ovs, "br-same1", 0x11, {}, host_ip="192.168.108.150")
     with pytest.raises(OvsError, match="host_ip"):
-        private_ovs.add_node_bridge("br-same2", 0x12, {}, host_ip="192.168.108.150")
+        add_node_bridge(private_ovs, "br-same2", 0x12, {}, host_ip="192.168.108.150")
     assert "br-same2" not in private_ovs.vsctl("list-br").split()  # rolled back
 
 
@@ -186,7 +183,7 @@ def test_traces_of_hand_written_pipeline(private_ovs: PrivateOvs,
 def test_trace_follows_conntrack_recirculation(private_ovs: PrivateOvs,
                                                bridges: list[str]) -> None:
     bridges.append("br-ct")
-    private_ovs.add_node_bridge("br-ct", 0x3, PODS, host_ip="192.168.108.113")
+    add_node_bridge(private_ovs, "br-ct", 0x3, PODS, host_ip="192.168.108.113")
     private_ovs.load_flows("br-ct", """\
 table=0,priority=300,ip,ct_state=-trk,actions=ct(table=0)
 table=0,priority=200,ip,ct_state=+trk+new,actions=resubmit(,21),ct(commit),output:3
@@ -214,7 +211,7 @@ def test_dump_flows_round_trip(private_ovs: PrivateOvs, bridges: list[str]) -> N
         "output:1" in dumped
     private_ovs.trace("br-dump1", "in_port=4,ip,nw_dst=10.130.0.5")  # counters don't leak in
     bridges.append("br-dump2")
-    private_ovs.add_node_bridge("br-dump2", 0x22, PODS, host_ip="192.168.108.122")
+    add_node_bridge(private_ovs, "br-dump2", 0x22, PODS, host_ip="192.168.108.122")
     private_ovs.load_flows("br-dump2", "\n".join(dumped) + "\n")
     assert set(private_ovs.dump_flows("br-dump2")) == set(private_ovs.dump_flows("br-dump1"))
     assert private_ovs.dump_flows("br-dump2", table=80) == [
@@ -225,7 +222,7 @@ def test_dump_flows_round_trip(private_ovs: PrivateOvs, bridges: list[str]) -> N
 def test_failing_commands_raise_with_stderr(private_ovs: PrivateOvs,
                                             bridges: list[str]) -> None:
     bridges.append("br-err")
-    private_ovs.add_node_bridge("br-err", 0x31, {}, host_ip="192.168.108.131")
+    add_node_bridge(private_ovs, "br-err", 0x31, {}, host_ip="192.168.108.131")
     with pytest.raises(OvsCommandError) as err:
         private_ovs.load_flows("br-err", "table=0,priority=1,actions=no_such_action:1\n")
     assert err.value.returncode != 0
@@ -237,40 +234,3 @@ def test_failing_commands_raise_with_stderr(private_ovs: PrivateOvs,
         private_ovs.vsctl("br-to-vlan", "br-none")
     with pytest.raises(OvsCommandError):
         private_ovs.trace("br-err", "in_port=1,nonsense_field=3")
-
-
-SAMPLE = """\
-Flow: arp,in_port=3,vlan_tci=0x0000,dl_src=00:00:00:00:00:00,dl_dst=00:00:00:00:00:00
-
-bridge("br-node2")
-------------------
- 0. arp,in_port=3, priority 200, cookie 0xabc
-    resubmit(,21)
-    21. arp, priority 100
-            load:0x4->NXM_NX_REG2[]
-            resubmit(,23)
-        23. priority 100
-            output:NXM_NX_REG2[]
-             -> output port is 4
-    resubmit(,22)
-22. No match.
-    drop
-
-Final flow: arp,reg2=0x4,in_port=3,vlan_tci=0x0000
-Megaflow: recirc_id=0,eth,arp,in_port=3
-Datapath actions: set(eth(dst=0a:58:0a:80:00:01)),clone(set(skb_mark(0x1)),103),103
-"""
-
-
-def test_parse_trace_sample_without_ovs() -> None:
-    r = parse_trace(SAMPLE, dp_ports={"br-node2": {103: 4}}, bridge="br-node2")
-    assert r.tables == [0, 21, 23, 22]
-    assert [s.depth for s in r.steps] == [0, 1, 2, 0]
-    assert r.step(0).cookie == 0xabc and r.step(0).match == "arp,in_port=3"
-    assert r.step(0).actions == ["resubmit(,21)", "resubmit(,22)"]
-    assert r.step(23).match == "" and r.step(23).notes == ["-> output port is 4"]
-    assert not r.step(22).matched and r.step(22).actions == ["drop"]
-    assert r.output_ports() == [4, 4] and r.of_output_ports() == [4]
-    assert r.outputs[0].sets == {"eth.dst": "0a:58:0a:80:00:01", "skb_mark": "0x1"}
-    assert r.outputs[1].sets == {"eth.dst": "0a:58:0a:80:00:01"}
-    assert r.field("reg2") == "0x4" and r.step(0).bridge == "br-node2"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from controller.compiler import compile_node
+from controller.openflow.wire import delete_strict, encode
+from controller.reconcile import diff
+from lab.nodebridge import add_node_bridge
 from lab.ofclient import OfClient, OpenFlowError
 from lab.privateovs import PrivateOvs
-from controller.reconcile import diff
-from controller.openflow.wire import delete_strict, encode
 from tests.golden.update import CLUSTERS, SETTINGS
 from tests.unit.test_golden import CASES
 from topology.load import load_topology
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.ovs
 @pytest.fixture
 def bridge(private_ovs: PrivateOvs):
     name = "br-wire"
-    private_ovs.add_node_bridge(name, 0x77, {"p3": 3, "p4": 4, "p5": 5, "p6": 6, "p7": 7,
-                                             "p8": 8}, host_ip="192.168.77.1")
+    add_node_bridge(private_ovs, name, 0x77, {"p3": 3, "p4": 4, "p5": 5, "p6": 6, "p7": 7,
+                                              "p8": 8}, host_ip="192.168.77.1")
     yield name
     private_ovs.del_bridge(name)
 

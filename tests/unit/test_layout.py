@@ -29,6 +29,9 @@ RULES: dict[str, tuple[str, ...]] = {
     # the host side's planning is pure: only `controller.hostside.apply` runs commands
     "controller.hostside.plan": ("subprocess", "socket"),
     "controller.hostside.kubeproxy": ("subprocess", "socket", "os_ken"),
+    # the lab's parsers of OVS text: unit-tested on captured output, without OVS
+    "lab.trace": ("subprocess", "socket", "lab.ovscommands", "lab.privateovs"),
+    "lab.flowdump": ("subprocess", "socket", "lab.ovscommands", "lab.privateovs"),
 }
 
 
