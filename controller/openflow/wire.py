@@ -92,7 +92,7 @@ class InstalledFlow(NamedTuple):
         return (self.table, self.priority, match_tlvs(self.match))
 
     @classmethod
-    def from_encoded(cls, encoded: Encoded) -> "InstalledFlow":
+    def from_encoded(cls, encoded: Encoded) -> InstalledFlow:
         """What the bridge holds after `encoded` was added (duration unknown: 0)."""
         match_length = MATCH_HEADER.unpack_from(encoded.flow_mod, 48)[1]
         table, priority, _ = encoded.key
@@ -138,6 +138,12 @@ def flow_stats_request(xid: int) -> bytes:
     return HEADER.pack(OFP_VERSION, ofp.OFPT_MULTIPART_REQUEST, 8 + len(body), xid) + body
 
 
+def port_desc_request(xid: int) -> bytes:
+    """All ports (OFPMP_PORT_DESC, no flags): what os-ken's OFPPortDescStatsRequest packs."""
+    body = struct.pack("!HH4x", ofp.OFPMP_PORT_DESC, 0)
+    return HEADER.pack(OFP_VERSION, ofp.OFPT_MULTIPART_REQUEST, 8 + len(body), xid) + body
+
+
 def parse_flow_stats(message: bytes) -> tuple[list[InstalledFlow], bool]:
     """Entries of one OFPMP_FLOW reply message, and whether more parts follow."""
     flows = [flow for _, flow in iter_flow_stats(message)]
@@ -180,7 +186,7 @@ def bundle_adds(bundle_id: int, messages: Sequence[bytes], first_xid: int,
                 flags: int = ofp.ONF_BF_ATOMIC) -> bytes:
     """`bundle_add` of each message, with consecutive xids from `first_xid`, as one buffer."""
     pack = _BUNDLE_ADD_INNER.pack
-    parts = []
+    parts: list[bytes | memoryview] = []
     xid = first_xid
     for message in messages:
         size = len(message)
