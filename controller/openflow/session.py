@@ -1,29 +1,38 @@
-"""One connected bridge, seen through os-ken: requests with replies, and bundled plans.
+"""The conversation with one connected bridge: requests with replies, and bundled plans.
 
-The app's event handlers feed replies in (`on_*`); a green thread per operation sends bytes
-from `controller.openflow.wire` and waits on events keyed by xid.  Errors the switch sends back are
-mapped by xid to the flow that caused them.
+A session only sends bytes (from `controller.openflow.wire`) through the `send` it is given
+and waits for the replies fed into it (`on_*`), on events keyed by xid: it knows nothing of
+os-ken's datapath, so the node agent's tests drive it with a fake switch.  Errors the switch
+sends back are mapped by xid to the flow that caused them.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from controller.reconcile import Plan
-from topology.gcpause import gc_paused
+from controller.openflow.wire import (
+    HEADER,
+    OFP_VERSION,
+    Encoded,
+    InstalledFlow,
+    Key,
+    bundle_adds,
+    bundle_control,
+    delete_strict,
+    encode,
+    flow_stats_request,
+    iter_flow_stats,
+    port_desc_request,
+)
 from controller.pipeline.tables import Table
-from controller.openflow.wire import (HEADER, OFP_VERSION, Encoded, InstalledFlow, Key, bundle_adds,
-                             bundle_control, delete_strict, encode, flow_stats_request,
-                             iter_flow_stats)
+from controller.reconcile import Plan
 from topology.errors import OsdnError
+from topology.gcpause import gc_paused
 
-log = logging.getLogger(__name__)
 REPLY_TIMEOUT = 60.0
 BATCH = 512  # bundle-add messages per write (about 64 KiB of flow-mods)
 XID_FIRST, XID_LAST = 0x40000000, 0x7FFFFFFF  # ours; os-ken's own counter starts at 0
@@ -53,7 +62,7 @@ def use_raw_flow_stats() -> None:
             self.length = length
 
         @classmethod
-        def parser(cls, buf: Any, offset: int) -> "_OpaqueBody":
+        def parser(cls, buf: Any, offset: int) -> _OpaqueBody:
             return cls(len(buf) - offset)
 
     raw = type("OFPFlowStatsReply", (current,), {"cls_stats_body_cls": _OpaqueBody,
@@ -86,9 +95,25 @@ def error_name(err_type: int, code: int) -> str:
     return f"{type_name}/{codes.get(code, f'code {code}')}"
 
 
+class Waitable(Protocol):
+    """What a session waits on for a reply (os-ken's `hub.Event` in the controller)."""
+
+    def set(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+# A port as a port-desc reply lists it: (name, ofport); os-ken gives names as str or bytes.
+PortEntry = tuple[str | bytes, int]
+
+
+def port_name(name: str | bytes) -> str:
+    return name.decode() if isinstance(name, bytes) else name
+
+
 @dataclass
 class _Waiter:
-    event: Any
+    event: Waitable
     parts: list[Any] = field(default_factory=list)
 
 
@@ -100,18 +125,19 @@ class ApplyResult:
 
 
 class BridgeSession:
-    def __init__(self, datapath: Any, host: str) -> None:
-        self.datapath = datapath
-        self.dpid: int = datapath.id
-        self.host = host
+    """`send`: hands one buffer of OpenFlow messages to the switch, False once the connection
+    is gone.  `event`: makes what a request waits on for its reply.  `sleep`: `sleep(0)` lets
+    the other green threads run between batches of a big bundle."""
+
+    def __init__(self, send: Callable[[bytes], bool], event: Callable[[], Waitable],
+                 sleep: Callable[[float], None]) -> None:
+        self._send_bytes = send
+        self._event = event
+        self._sleep = sleep
         self.ports: dict[str, int] = {}
         self.installed: dict[Key, InstalledFlow] = {}
-        self.lock = hub.Semaphore(1)  # one reconcile at a time per bridge
         self.alive = True
         self._xid = XID_FIRST  # above os-ken's own counter, which starts at 0
-        self.compiler: Any = None  # the NodeCompiler serving this bridge (set by the app)
-        self.full_diff = True  # compare every flow next time (else only the changed keys)
-        self.connected_at = 0.0  # time.monotonic() of the switch's features reply
         self._waiters: dict[int, _Waiter] = {}
         self._errors: dict[int, tuple[int, int]] = {}
         self._bundle_ids = 0
@@ -131,22 +157,22 @@ class BridgeSession:
         return first
 
     def _send(self, data: bytes) -> None:
-        if not self.alive or not self.datapath.send(data):
-            raise Disconnected(f"{self.host}: connection lost")
+        if not self.alive or not self._send_bytes(data):
+            raise Disconnected("connection lost")
 
     def _wait(self, xid: int) -> list[Any]:
         waiter = self._waiters[xid]
         try:
             if not waiter.event.wait(timeout=REPLY_TIMEOUT):
-                raise TimeoutError(f"{self.host}: no reply to xid {xid} in {REPLY_TIMEOUT} s")
+                raise TimeoutError(f"no reply to xid {xid} in {REPLY_TIMEOUT} s")
             if not self.alive:
-                raise Disconnected(f"{self.host}: connection lost")
+                raise Disconnected("connection lost")
             return waiter.parts
         finally:
             self._waiters.pop(xid, None)
 
     def _expect(self, xid: int) -> None:
-        self._waiters[xid] = _Waiter(hub.Event())
+        self._waiters[xid] = _Waiter(self._event())
 
     # ----------------------------------------------------------------- replies
 
@@ -173,6 +199,15 @@ class BridgeSession:
         for waiter in self._waiters.values():
             waiter.event.set()
 
+    def on_port_status(self, name: str | bytes, port_no: int, deleted: bool) -> str:
+        """A port was added, changed or deleted; its name."""
+        name = port_name(name)
+        if deleted:
+            self.ports.pop(name, None)
+        elif port_no <= ofp.OFPP_MAX:
+            self.ports[name] = port_no
+        return name
+
     # ----------------------------------------------------------------- requests
 
     def barrier(self) -> None:
@@ -181,19 +216,18 @@ class BridgeSession:
         self._send(HEADER.pack(OFP_VERSION, ofp.OFPT_BARRIER_REQUEST, 8, xid))
         self._wait(xid)
 
-    def request_ports(self, parser: Any) -> dict[str, int]:
+    def request_ports(self) -> dict[str, int]:
+        """The bridge's ports (name -> ofport, OFPP_LOCAL left out), from now on `ports`.
+        Each reply part fed in is an iterable of `PortEntry`."""
         xid = self.next_xid()
         self._expect(xid)
-        request = parser.OFPPortDescStatsRequest(self.datapath, 0)
-        request.set_xid(xid)
-        request.serialize()
-        self._send(bytes(request.buf))
+        self._send(port_desc_request(xid))
         ports = {}
-        for reply in self._wait(xid):
-            for port in reply.body:
-                name = port.name.decode() if isinstance(port.name, bytes) else port.name
-                if port.port_no <= ofp.OFPP_MAX:
-                    ports[name] = port.port_no
+        part: Iterable[PortEntry]
+        for part in self._wait(xid):
+            for name, port_no in part:
+                if port_no <= ofp.OFPP_MAX:
+                    ports[port_name(name)] = port_no
         self.ports = ports
         return ports
 
@@ -254,7 +288,7 @@ class BridgeSession:
         # while we pack the next
         for start in range(0, len(messages), BATCH):
             self._send(bundle_adds(bundle, messages[start:start + BATCH], first + start))
-            hub.sleep(0)
+            self._sleep(0)
         self.barrier()
         if self._errors:
             discard = self.next_xid()
@@ -262,8 +296,7 @@ class BridgeSession:
             self.barrier()
             rejected = [f"{error_name(*err)}: {blamed(xid)}"
                         for xid, err in sorted(self._errors.items())]
-            raise SwitchError(f"{self.host}: switch rejected the bundle; discarded, "
-                              f"old flows kept", rejected)
+            raise SwitchError("switch rejected the bundle; discarded, old flows kept", rejected)
         commit = self.next_xid()
         self._send(bundle_control(bundle, ofp.ONF_BCT_COMMIT_REQUEST, commit))
         self.barrier()
@@ -271,7 +304,7 @@ class BridgeSession:
             failed = self._errors.pop(commit, None)
             rejected = [f"{error_name(*err)}: {blamed(xid)}"
                         for xid, err in sorted(self._errors.items())]
-            raise SwitchError(f"{self.host}: switch refused the bundle at commit"
+            raise SwitchError(f"switch refused the bundle at commit"
                               f"{' (' + error_name(*failed) + ')' if failed else ''}; "
                               f"nothing applied, old flows kept", rejected)
         finished = clock()

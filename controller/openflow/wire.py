@@ -136,6 +136,12 @@ def flow_stats_request(xid: int) -> bytes:
     return HEADER.pack(OFP_VERSION, ofp.OFPT_MULTIPART_REQUEST, 8 + len(body), xid) + body
 
 
+def port_desc_request(xid: int) -> bytes:
+    """All ports (OFPMP_PORT_DESC, no flags): what os-ken's OFPPortDescStatsRequest packs."""
+    body = struct.pack("!HH4x", ofp.OFPMP_PORT_DESC, 0)
+    return HEADER.pack(OFP_VERSION, ofp.OFPT_MULTIPART_REQUEST, 8 + len(body), xid) + body
+
+
 def parse_flow_stats(message: bytes) -> tuple[list[InstalledFlow], bool]:
     """Entries of one OFPMP_FLOW reply message, and whether more parts follow."""
     flows = [flow for _, flow in iter_flow_stats(message)]

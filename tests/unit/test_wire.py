@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import struct
-import warnings
 
 import pytest
 from os_ken.ofproto import ofproto_parser
@@ -14,24 +13,26 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.compiler import compile_node
+from controller.openflow.session import BridgeSession, use_raw_flow_stats
+from controller.openflow.wire import (
+    HEADER,
+    InstalledFlow,
+    bundle_add,
+    bundle_adds,
+    encode,
+    iter_flow_stats,
+    match_tlvs,
+    parse_flow_stats,
+    port_desc_request,
+)
 from controller.reconcile import diff, diff_encoded
-from controller.openflow.wire import (HEADER, InstalledFlow, bundle_add, bundle_adds, encode,
-                             iter_flow_stats, match_tlvs, parse_flow_stats)
 from tests.golden.update import CLUSTERS, SETTINGS
+from tests.support.fakeswitch import Flag
 from tests.unit.test_golden import FakeDatapath
 from topology.load import load_topology
 from topology.model import Plugin
 
 ENTRY = struct.Struct("!HBxIIHHHH4xQQQ")
-
-
-def switch_module():  # type: ignore[no-untyped-def]
-    """controller.openflow.session, imported here: it imports eventlet, which warns that it is
-    deprecated (the controller runs it in its own process)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from controller.openflow import session as switch
-    return switch
 
 
 def node_flows(plugin: Plugin = Plugin.NETWORKPOLICY) -> list:
@@ -102,8 +103,8 @@ def test_os_ken_hands_flow_stats_over_unparsed() -> None:
     from os_ken.controller import ofp_event
     original = parser.OFPMultipartReply._STATS_MSG_TYPES[ofp.OFPMP_FLOW]
     try:
-        switch_module().use_raw_flow_stats()
-        switch_module().use_raw_flow_stats()  # idempotent
+        use_raw_flow_stats()
+        use_raw_flow_stats()  # idempotent
         reply = stats_reply(node_flows(), more=True)
         message = ofproto_parser.msg(FakeDatapath(), ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY,
                              len(reply), 9, bytearray(reply))
@@ -145,11 +146,15 @@ def test_keyed_diff_equals_the_full_diff_on_the_keys_that_changed(seed: int) -> 
 
 
 def test_consecutive_xids_never_wrap_inside_a_bundle() -> None:
-    class Datapath:
-        id = 1
-
-    session = switch_module().BridgeSession(Datapath(), "node")
+    session = BridgeSession(lambda data: True, Flag, lambda seconds: None)
     session._xid = 0x7FFFFFF0
     first = session.reserve_xids(100)
     assert first == 0x40000000 and session.next_xid() == 0x40000064
     assert session.reserve_xids(5) == 0x40000065
+
+
+def test_port_desc_request_is_what_os_ken_packs() -> None:
+    request = parser.OFPPortDescStatsRequest(FakeDatapath(), 0)
+    request.set_xid(0x40000007)
+    request.serialize()
+    assert port_desc_request(0x40000007) == bytes(request.buf)

@@ -1,0 +1,380 @@
+"""The node agent: all the controller's state and decisions, without os-ken.
+
+Keeps every connected br0 equal to `compile_node` for its HostSubnet (faucet's
+ValvesManager role).  The os-ken app (`controller.app`) only forwards events to it; what the
+agent does to the world goes through what it is given: a `Runtime` (green threads, the clock,
+sleeping, events and locks) and, per bridge, a `Switch` to send bytes to.  So the unit tests
+run it on a fake switch, synchronously (tests/support/fakeswitch.py).
+
+Reconciliation (dump, diff, one bundle) runs in a task per bridge, serialized by the bridge's
+lock.  Each bridge's flows come from a `NodeCompiler` (the same flows as `compile_node`, kept
+encoded, updated by owner), compiled at start for the configured `node`, so a bridge that
+connects only waits for its bundle; after a change only the flows whose keys changed are
+compared.  Each "in sync" line says how long it took from the switch's connection, the
+topology change being read, or the port change, to the bridge holding the flows.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable, Iterable, MutableMapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from controller.compiler import Settings, UnknownNode
+from controller.compiler.incremental import NodeCompiler
+from controller.config import ControllerSettings
+from controller.metrics import Metrics
+from controller.openflow.session import (
+    BridgeSession,
+    Disconnected,
+    PortEntry,
+    SwitchError,
+    Waitable,
+    error_name,
+)
+from controller.openflow.wire import encode_flow
+from controller.pipeline.cookies import CookieCollision
+from controller.reconcile import diff_encoded
+from controller.watch import TopologyWatcher
+from topology.model import PLUGIN_NAMES, HostSubnet, Topology
+
+__all__ = ["Bridge", "BridgeLog", "NodeAgent", "Runtime", "Switch"]
+
+log = logging.getLogger("osdn")
+_SINCE = {"connected": "connect", "topology": "change read", "port": "port event"}
+
+
+class Switch(Protocol):
+    """A connected bridge as the agent holds it: os-ken's Datapath, or a fake in tests."""
+
+    id: int  # the datapath id
+
+    def send(self, buf: bytes) -> bool: ...  # False once the connection is gone
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The agent's side effects, given by its host: os-ken's hub in the controller."""
+
+    spawn: Callable[..., object]  # run fn(*args) in a task of its own (a green thread)
+    clock: Callable[[], float]  # monotonic seconds
+    sleep: Callable[[float], None]  # wait; sleep(0) lets other tasks run
+    event: Callable[[], Waitable]  # what a request waits on for the switch's reply
+    lock: Callable[[], AbstractContextManager[Any]]  # one reconcile at a time per bridge
+
+
+class BridgeLog(logging.LoggerAdapter[logging.Logger]):
+    """Messages about one bridge: "node2.ocp.cn (dpid 0x00000000c0a86c70): <message>", and the
+    node and datapath id as the record's `node` and `dpid` attributes."""
+
+    def __init__(self, logger: logging.Logger, node: str, dpid: int) -> None:
+        super().__init__(logger, {"node": node, "dpid": dpid})
+        self.prefix = f"{node} (dpid 0x{dpid:016x}): "
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return self.prefix + str(msg), kwargs
+
+
+@dataclass(eq=False)
+class Bridge:
+    """A bridge the agent serves: its connection, the conversation with it, and what the
+    agent keeps about it."""
+
+    switch: Switch
+    host: str  # the HostSubnet host it is the br0 of
+    session: BridgeSession
+    lock: AbstractContextManager[Any]
+    log: BridgeLog
+    connected_at: float  # the clock at the switch's features reply
+    compiler: NodeCompiler | None = None  # serving this bridge (see `NodeAgent._compiler_for`)
+    full_diff: bool = True  # compare every flow next time (else only the changed keys)
+
+
+class NodeAgent:
+    """Serves the bridges of the topology's nodes (only `settings.node`'s when set)."""
+
+    def __init__(self, settings: ControllerSettings, metrics: Metrics, runtime: Runtime) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.runtime = runtime
+        self.resolver = settings.make_resolver()  # one, so its TTL cache lives on
+        plugin = PLUGIN_NAMES[settings.plugin] if settings.plugin else None
+        self.watcher = TopologyWatcher(list(settings.topology), plugin)
+        self.topology: Topology | None = None
+        self.bridges: dict[int, Bridge] = {}  # by datapath id
+        self.unserved: dict[int, Switch] = {}  # connected bridges no HostSubnet claims (yet)
+        # one NodeCompiler per node served (or configured), kept across reconnects
+        self.compilers: dict[str, NodeCompiler] = {}
+        self._changed_at = 0.0  # when the current topology was read
+
+    def start(self) -> None:
+        """Load the topology, compile the configured node, start watching the files."""
+        self._load_topology()
+        if self.settings.node and self.topology is not None \
+                and self.topology.host_subnet(self.settings.node) is not None:
+            self._precompile(self.settings.node)
+        gc.freeze()  # the topology and flows live on: keep them out of every collection
+        if self.settings.watch:
+            self.runtime.spawn(self.watch_loop)
+
+    # ----------------------------------------------------------------- topology
+
+    def _load_topology(self) -> bool:
+        """Poll the files; True when a new valid topology replaced the old one."""
+        started = self.runtime.clock()
+        result = self.watcher.poll()
+        if result is None:
+            return False
+        self._changed_at = self.runtime.clock()
+        if result.topology is None:
+            self.metrics.topology_rejected(len(result.issues))
+            log.error("topology %s is invalid; keeping the last good one (%s):\n%s",
+                      ", ".join(result.changed_files) or "files",
+                      "none yet" if self.topology is None else "still applied",
+                      "\n".join(str(issue) for issue in result.issues))
+            return False
+        self.metrics.topology_loaded()
+        self.topology = result.topology
+        log.info("topology loaded: %d nodes, %d pods, %d services (%s); read and checked "
+                 "in %.4f s", len(self.topology.host_subnets), len(self.topology.pods),
+                 len(self.topology.services), ", ".join(result.changed_files),
+                 self._changed_at - started)
+        for warning in self.topology.warnings:
+            log.warning("%s", warning)
+        return True
+
+    def watch_loop(self) -> None:
+        while True:
+            self.runtime.sleep(self.settings.watch_interval)
+            self.check_topology()
+
+    def check_topology(self) -> None:
+        """One poll of the watch loop: on a new topology, serve the bridges it now claims and
+        reconcile every served one."""
+        try:
+            if self._load_topology():
+                changed_at = self._changed_at
+                for switch in list(self.unserved.values()):
+                    self._serve(switch)
+                for bridge in list(self.bridges.values()):
+                    self.runtime.spawn(self._reconcile, bridge, "topology changed", changed_at)
+                self.runtime.spawn(self._update_idle_compilers)
+                gc.freeze()
+        except Exception:  # keep watching whatever happened
+            log.exception("topology watch failed")
+
+    def _new_compiler(self, host: str) -> NodeCompiler:
+        """The one place compilers are made."""
+        return NodeCompiler(host, Settings(self.settings.masquerade_bit, self.resolver),
+                            encode_flow)
+
+    def _precompile(self, host: str) -> None:
+        """Compile `host`'s flows now (pod ports as annotated), so that its bridge, when it
+        connects, gets them without waiting for a compile."""
+        assert self.topology is not None
+        started = self.runtime.clock()
+        compiler = self.compilers.get(host)
+        if compiler is None:
+            compiler = self.compilers[host] = self._new_compiler(host)
+        try:
+            compiler.update(self.topology, compiler.ports)
+        except (UnknownNode, CookieCollision) as error:
+            log.error("%s: cannot compile: %s", host, error)
+            return
+        compiler.take_dirty()
+        log.info("%s: %d flows compiled in %.4f s", host, len(compiler.desired),
+                 self.runtime.clock() - started)
+
+    def _update_idle_compilers(self) -> None:
+        """Keep the compilers of nodes without a bridge (the configured node before its bridge
+        connects, nodes whose bridge went away) up to date, so that a connect is fast."""
+        busy = {id(bridge.compiler) for bridge in self.bridges.values()}
+        for host, compiler in list(self.compilers.items()):
+            if id(compiler) in busy or self.topology is None:
+                continue
+            if self.topology.host_subnet(host) is None:
+                del self.compilers[host]
+                continue
+            self._precompile(host)
+
+    def _compiler_for(self, bridge: Bridge) -> NodeCompiler:
+        if bridge.compiler is None:
+            compiler = self.compilers.get(bridge.host)
+            taken = compiler is not None and any(
+                other.compiler is compiler for other in self.bridges.values()
+                if other is not bridge)
+            if compiler is None or taken:  # two bridges for one node: each its own
+                compiler = self._new_compiler(bridge.host)
+                if not taken:
+                    self.compilers[bridge.host] = compiler
+            bridge.compiler = compiler
+        return bridge.compiler
+
+    def _host_for(self, dpid: int) -> HostSubnet | None:
+        if self.topology is None:
+            return None
+        if self.settings.node:
+            return self.topology.host_subnet(self.settings.node)
+        return next((hs for hs in self.topology.host_subnets if hs.datapath_id == dpid), None)
+
+    # ----------------------------------------------------------------- switch events
+
+    def switch_connected(self, switch: Switch) -> None:
+        """A switch finished its handshake (its features reply)."""
+        old = self.bridges.pop(switch.id, None)
+        if old is not None:
+            old.session.on_disconnect()
+        self._serve(switch)
+
+    def _serve(self, switch: Switch) -> None:
+        """Start serving `switch` if a HostSubnet claims it; otherwise leave it alone."""
+        host = self._host_for(switch.id)
+        if host is None:
+            if switch.id not in self.unserved:
+                log.warning("bridge with datapath id 0x%016x connected: no HostSubnet has "
+                            "that datapath id%s; left untouched", switch.id,
+                            "" if self.topology else " (no valid topology yet)")
+            self.unserved[switch.id] = switch
+            return
+        self.unserved.pop(switch.id, None)
+        runtime = self.runtime
+        bridge = Bridge(switch, host.host, BridgeSession(switch.send, runtime.event, runtime.sleep),
+                        runtime.lock(), BridgeLog(log, host.host, switch.id), runtime.clock())
+        self.bridges[switch.id] = bridge
+        self.metrics.connected_bridges.set(len(self.bridges))
+        self.metrics.add_node(host.host)
+        bridge.log.info("connected")
+        runtime.spawn(self._first_sync, bridge)
+
+    def switch_gone(self, switch: Switch) -> None:
+        """The connection to `switch` was lost."""
+        if self.unserved.get(switch.id) is switch:
+            del self.unserved[switch.id]
+        bridge = self._bridge(switch)
+        if bridge is None:
+            return
+        bridge.session.on_disconnect()
+        del self.bridges[switch.id]
+        if bridge.host != self.settings.node and all(
+                other.host != bridge.host for other in self.bridges.values()):
+            self.compilers.pop(bridge.host, None)  # only the configured node's stays
+        self.metrics.connected_bridges.set(len(self.bridges))
+        self.metrics.forget_flows(bridge.host)
+        bridge.log.info("disconnected")
+
+    def _bridge(self, switch: Switch) -> Bridge | None:
+        """The bridge served over this very connection (not an older one of its dpid)."""
+        bridge = self.bridges.get(switch.id)
+        return bridge if bridge is not None and bridge.switch is switch else None
+
+    def port_desc_reply(self, switch: Switch, xid: int, ports: Iterable[PortEntry],
+                        more: bool) -> None:
+        bridge = self._bridge(switch)
+        if bridge is not None:
+            bridge.session.on_reply(xid, list(ports), last=not more)
+
+    def flow_stats_reply(self, switch: Switch, xid: int, message: bytes, more: bool) -> None:
+        """One OFPMP_FLOW reply message, as bytes (`controller.openflow.wire.iter_flow_stats`)."""
+        bridge = self._bridge(switch)
+        if bridge is not None:
+            bridge.session.on_reply(xid, message, last=not more)
+
+    def barrier_reply(self, switch: Switch, xid: int) -> None:
+        bridge = self._bridge(switch)
+        if bridge is not None:
+            bridge.session.on_reply(xid, None)
+
+    def switch_error(self, switch: Switch, xid: int, err_type: int, code: int) -> None:
+        """An OpenFlow error message (`code`: the exp_type of an experimenter error)."""
+        bridge = self._bridge(switch)
+        if bridge is None:
+            log.warning("switch 0x%016x: OpenFlow error %s for xid %d", switch.id,
+                        error_name(err_type, code), xid)
+        elif not bridge.session.on_error(xid, err_type, code):
+            bridge.log.warning("OpenFlow error %s for xid %d", error_name(err_type, code), xid)
+        else:
+            self.metrics.count_switch_error(bridge.host, error_name(err_type, code))
+
+    def port_status(self, switch: Switch, name: str | bytes, port_no: int,
+                    deleted: bool) -> None:
+        """A port was added, changed or deleted."""
+        bridge = self._bridge(switch)
+        if bridge is None:
+            return
+        name = bridge.session.on_port_status(name, port_no, deleted)
+        self.runtime.spawn(self._reconcile, bridge, f"port {name} changed", self.runtime.clock())
+
+    # ----------------------------------------------------------------- reconciliation
+
+    def _first_sync(self, bridge: Bridge) -> None:
+        session = bridge.session
+        with bridge.lock:
+            try:
+                session.request_ports()
+                installed = session.dump_flows()
+            except (Disconnected, TimeoutError) as error:
+                bridge.log.warning("%s", error)
+                return
+            bridge.log.info("%d ports, %d flows installed", len(session.ports), len(installed))
+            bridge.full_diff = True
+            self._apply(bridge, "connected", bridge.connected_at)
+
+    def _reconcile(self, bridge: Bridge, reason: str, since: float) -> None:
+        with bridge.lock:
+            if bridge.session.alive:
+                self._apply(bridge, reason, since)
+
+    def _apply(self, bridge: Bridge, reason: str, since: float) -> None:
+        """Make the bridge equal to the desired set: one bundle, or nothing if in sync.
+        `since`: when what we react to happened (connect, topology read, port event)."""
+        session, host, clock = bridge.session, bridge.host, self.runtime.clock
+        if self.topology is None or self.topology.host_subnet(host) is None:
+            bridge.log.warning("not in the current topology; flows left as they are")
+            return
+        compiler = self._compiler_for(bridge)
+        started = clock()
+        try:
+            compiler.update(self.topology, session.ports)
+        except (UnknownNode, CookieCollision) as error:
+            bridge.full_diff = True
+            self.metrics.count_reconcile(host, "error")
+            bridge.log.error("%s: cannot compile: %s", reason, error)
+            return
+        changed = compiler.take_dirty()
+        compiled = clock() - started
+        plan = diff_encoded(compiler.desired, session.installed,
+                            None if bridge.full_diff else changed)
+        bridge.full_diff = True  # until the plan is applied
+        if plan.foreign:
+            bridge.log.info("removing %d flows outside our cookie space", len(plan.foreign))
+        try:
+            result = session.apply(plan, clock) if plan else None
+        except SwitchError as error:
+            self.metrics.count_reconcile(host, "error")
+            bridge.log.error("%s: %s", reason, error)
+            return
+        except (Disconnected, TimeoutError) as error:
+            self.metrics.count_reconcile(host, "error")
+            bridge.log.warning("%s: %s", reason, error)
+            return
+        bridge.full_diff = False
+        self.metrics.set_flows(host, compiler.table_counts)
+        if result is None:
+            self.metrics.count_reconcile(host, "unchanged")
+        else:
+            self.metrics.observe_bundle(host, result.seconds)
+            for op, count in (("add", len(plan.adds)), ("modify", len(plan.modifies)),
+                              ("delete", len(plan.deletes) + len(plan.foreign))):
+                self.metrics.count_flow_mods(host, op, count)
+            self.metrics.count_reconcile(host, "ok")
+        bridge.log.info("in sync, %d flow-mods (%d add, %d modify, %d delete, %d foreign) "
+                        "after %s; %.4f s from %s to in sync (compile %.4f s, bundle %.4f s, "
+                        "%d flows)", plan.flow_mods, len(plan.adds), len(plan.modifies),
+                        len(plan.deletes), len(plan.foreign), reason,
+                        (clock() if result is None else result.finished) - since,
+                        _SINCE.get(reason.split()[0], "event"), compiled,
+                        0.0 if result is None else result.seconds, len(compiler.desired))
