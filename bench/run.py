@@ -366,7 +366,9 @@ class PluginBench:
             self.start_ovs()
             controller = self.start_controller()
             compiled = controller.wait_for_log(COMPILED.pattern, timeout=60)
-            numbers["controller_precompile_s"] = float(COMPILED.search(compiled[0])["seconds"])
+            found = COMPILED.search(compiled[0])
+            assert found is not None, compiled[0]
+            numbers["controller_precompile_s"] = float(found["seconds"])
             ofctl, runs = self.full_programming()
             numbers["ovs_ofctl_s"] = ofctl
             numbers["controller_program_s"] = [float(m["seconds"]) for m in runs]
@@ -512,11 +514,11 @@ def table(results: list[Result]) -> str:
     widths = [max(len(r.plugin), *(len(cells[i]) for _, cells in rows))
               for i, r in enumerate(results)]
     lines = ["| " + "metric".ljust(width) + " | " + " | ".join(
-        r.plugin.ljust(w) for r, w in zip(results, widths)) + " |",
+        r.plugin.ljust(w) for r, w in zip(results, widths, strict=False)) + " |",
              "|" + "-" * (width + 2) + "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     for label, cells in rows:
         lines.append("| " + label.ljust(width) + " | " + " | ".join(
-            c.ljust(w) for c, w in zip(cells, widths)) + " |")
+            c.ljust(w) for c, w in zip(cells, widths, strict=False)) + " |")
     return "\n".join(lines)
 
 

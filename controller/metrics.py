@@ -94,8 +94,8 @@ class Metrics:
     def set_flows(self, node: str, per_table: Mapping[int, int]) -> None:
         """A node's flow count per table; tables no longer in `per_table` are dropped."""
         wanted = {str(table) for table in per_table}
-        for table in self._tables_of(node) - wanted:
-            self.flows.remove(node, table)
+        for label in self._tables_of(node) - wanted:
+            self.flows.remove(node, label)
         for table, count in per_table.items():
             self.flows.labels(node, str(table)).set(count)
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.openflow.wire import Encoded, InstalledFlow, Key, encode
 from controller.pipeline.cookies import is_ours
 from controller.pipeline.flow import Flow
-from controller.openflow.wire import Encoded, InstalledFlow, Key, encode
 
 
 @dataclass
@@ -56,16 +56,17 @@ def diff_encoded(desired: Mapping[Key, Encoded], installed: Mapping[Key, Install
         leftovers: Iterable[InstalledFlow] = (flow for key, flow in installed.items()
                                               if key not in desired)
     else:
-        gone = []
+        gone: list[InstalledFlow] = []
         for key in keys:
-            wanted, current = desired.get(key), installed.get(key)
-            if wanted is None:
+            maybe_wanted, current = desired.get(key), installed.get(key)
+            if maybe_wanted is None:
                 if current is not None:
                     gone.append(current)
             elif current is None:
-                adds.append(wanted)
-            elif current.cookie != wanted.cookie or current.instructions != wanted.instructions:
-                modifies.append(wanted)
+                adds.append(maybe_wanted)
+            elif (current.cookie != maybe_wanted.cookie
+                  or current.instructions != maybe_wanted.instructions):
+                modifies.append(maybe_wanted)
         leftovers = gone
     for leftover in leftovers:
         if is_ours(leftover.cookie):

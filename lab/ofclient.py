@@ -12,8 +12,15 @@ from collections.abc import Iterable, Sequence
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from controller.openflow.wire import (HEADER, OFP_VERSION, InstalledFlow, bundle_add, bundle_control,
-                             flow_stats_request, parse_flow_stats)
+from controller.openflow.wire import (
+    HEADER,
+    OFP_VERSION,
+    InstalledFlow,
+    bundle_add,
+    bundle_control,
+    flow_stats_request,
+    parse_flow_stats,
+)
 from topology.errors import OsdnError
 
 
@@ -41,7 +48,7 @@ class OfClient:
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> "OfClient":
+    def __enter__(self) -> OfClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,7 +10,6 @@ import pytest
 
 from lab.privateovs import PrivateOvs
 
-
 INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 

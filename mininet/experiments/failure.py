@@ -30,8 +30,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from osdn_topo import (OsdnNet, Pod, add_cluster_arguments,  # noqa: E402
-                       expected_reachable, osdn_network, setLogLevel)
+from osdn_topo import (  # noqa: E402
+    OsdnNet,
+    Pod,
+    add_cluster_arguments,
+    expected_reachable,
+    osdn_network,
+    setLogLevel,
+)
 
 
 def pick_pair(osnet: OsdnNet, src: str | None, dst: str | None) -> tuple[Pod, Pod]:
@@ -55,7 +61,7 @@ class PingStream:
         self.proc = host.popen(["ping", "-n", "-D", "-i", str(interval), "-c", str(count),
                                 "-W", "1", ip], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-    def result(self) -> "PingResult":
+    def result(self) -> PingResult:
         out, _ = self.proc.communicate(timeout=self.count * self.interval * 3 + 30)
         text = out.decode(errors="replace")
         replies = {int(seq): float(ts) for ts, seq in

@@ -20,8 +20,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from osdn_topo import (RULES, add_cluster_arguments, expected_reachable, osdn_network,  # noqa: E402
-                       output, ping_pairs, run_cli, setLogLevel)
+from osdn_topo import (  # noqa: E402
+    RULES,
+    add_cluster_arguments,
+    expected_reachable,
+    osdn_network,
+    output,
+    ping_pairs,
+    run_cli,
+    setLogLevel,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

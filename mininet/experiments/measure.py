@@ -5,7 +5,8 @@
 
 Every node's uplink is a Mininet TCLink with the given delay/bandwidth/loss (netem + htb on
 both ends; on a kernel without sch_netem, like this project's machines, a delay line --
-mininet/delayline.py -- in each uplink does delay and loss, the TCLink's htb the bandwidth).  From one source pod it measures, to a pod on the SAME node (br0 only: pod ->
+mininet/delayline.py -- in each uplink does delay and loss, the TCLink's htb the bandwidth).
+From one source pod it measures, to a pod on the SAME node (br0 only: pod ->
 table 70 -> pod) and to a pod on ANOTHER node (br0 -> vxlan0 -> br-phy -> uplink -> u0 ->
 uplink -> br-phy -> vxlan0 -> br0):
 
@@ -27,8 +28,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from osdn_topo import (OsdnNet, Pod, add_cluster_arguments,  # noqa: E402
-                       expected_reachable, netem_available, osdn_network, setLogLevel)
+from osdn_topo import (  # noqa: E402
+    OsdnNet,
+    Pod,
+    add_cluster_arguments,
+    expected_reachable,
+    netem_available,
+    osdn_network,
+    setLogLevel,
+)
 
 
 def delay_ms(text: str) -> float:
@@ -124,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n*** results")
         for row in rows:
             print("  " + "  ".join(c.rjust(w) if i else c.ljust(w)
-                                   for i, (c, w) in enumerate(zip(row, widths))))
+                                   for i, (c, w) in enumerate(zip(row, widths, strict=False))))
         floor = 4 * delay
         print(f"\n  the underlay adds 4 x {delay:g} ms = {floor:g} ms to the cross-node RTT "
               f"(measured {c_rtt[1] - s_rtt[1]:+.2f} ms over the same-node RTT)")

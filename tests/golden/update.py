@@ -1,6 +1,6 @@
 """Rewrite the golden flow files: `python -m tests.golden.update`.
 
-Only after reviewing the diff against ../shared/reference/openshift-sdn-pipeline.md: the
+Only after reviewing the diff against docs/pipeline.md: the
 golden files are the reviewed statement of what each node's br0 holds.
 """
 

@@ -74,7 +74,8 @@ def make_ovs(tmp_path: Path) -> Iterator[Callable[[str], RestartableOvs]]:
     def make(name: str) -> RestartableOvs:
         ovs = RestartableOvs(tmp_path / f"ovs-{name}")
         instances.append(ovs)
-        return ovs.start()
+        ovs.start()
+        return ovs
 
     yield make
     for ovs in instances:
@@ -107,7 +108,7 @@ def node_bridge(ovs: PrivateOvs, host: str, ports: dict[str, int] | None = None,
     return bridge
 
 
-def programmed_node2(make_ovs, make_controller, ref_ovs):  # type: ignore[no-untyped-def]
+def programmed_node2(make_ovs, make_controller, ref_ovs):
     """node2's bridge, attached to a new controller (no watch) and holding the render."""
     ovs = make_ovs("node2")
     br = node_bridge(ovs, NODE2)

@@ -140,7 +140,9 @@ def tls_handshake(port: int, pki: Pki, client: str) -> dict[str, Any]:
     context.load_cert_chain(pki.cert(client), pki.key(client))
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with context.wrap_socket(raw) as tls:
-            return tls.getpeercert()
+            certificate = tls.getpeercert()
+            assert certificate is not None, "the controller sent no certificate"
+            return dict(certificate)
 
 
 def wait_tls_listening(ctl: ControllerProcess, pki: Pki, timeout: float = 20.0) -> None:

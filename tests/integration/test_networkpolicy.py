@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from controller.compiler import Settings
+from lab.policy_oracle import policy_allows
 from lab.privateovs import PrivateOvs
 from lab.tracelab import build_lab, send_from_pod
-from lab.policy_oracle import policy_allows
 from topology.load import load_topology
 from topology.model import Plugin
 

@@ -126,7 +126,8 @@ def test_controller_programs_br0_of_an_instance_it_started(netns: Netns, ovs_dir
     topology = load_topology([SEED])
     hs = topology.host_subnet(NODE2)
     assert hs is not None
-    pods = {p.interface: p.ofport for p in topology.pods if p.node == NODE2 and p.ofport}
+    pods = {p.interface: p.ofport for p in topology.pods
+            if p.node == NODE2 and p.interface and p.ofport}
     # The daemons run in the namespace; so does the controller (its 127.0.0.1 is theirs).
     controller = NetnsController(netns, {"topology": SEED}, tmp_path / "ctl")
     started = time.monotonic()

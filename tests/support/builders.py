@@ -5,9 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
-from topology.model import (ClusterNetwork, ClusterNetworkEntry, EgressNetworkPolicy, EgressRule,
-                            HostSubnet, Namespace, NetNamespace, NetworkPolicy, Plugin, Pod,
-                            Service, ServicePort, Topology)
+from topology.model import (
+    ClusterNetwork,
+    ClusterNetworkEntry,
+    EgressNetworkPolicy,
+    EgressRule,
+    HostSubnet,
+    Namespace,
+    NetNamespace,
+    NetworkPolicy,
+    Plugin,
+    Pod,
+    Service,
+    ServicePort,
+    Topology,
+)
 
 
 def node(host: str, ip: str, subnet: str, egress_ips: tuple[str, ...] = (),

@@ -1,4 +1,4 @@
-"""Each table under each plugin, against openshift-sdn-pipeline.md §3 (hand-written).
+"""Each table under each plugin, against docs/pipeline.md, "Table by table" (hand-written).
 
 Expected lines are ovs-ofctl text without the cookie: written from the specification, not
 captured from the compiler.
@@ -8,27 +8,35 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from controller.compiler import Settings, UnknownNode, compile_node
+from controller.compiler.context import DEFAULT_SETTINGS
 from controller.compiler.egress_ip import mark_for_vnid
 from controller.pipeline.cookies import OwnerKind, is_ours, kind_of
-from topology.model import (EgressNetworkPolicy, EgressRule, IngressRule, LabelSelector,
-                            Namespace, NetworkPolicy, Plugin, PolicyPeer, PolicyPort)
 from tests.support.builders import netns, node, pod, seed, service
+from topology.model import (
+    EgressNetworkPolicy,
+    EgressRule,
+    IngressRule,
+    LabelSelector,
+    Namespace,
+    NetworkPolicy,
+    Plugin,
+    PolicyPeer,
+    PolicyPort,
+)
 
-from ipaddress import IPv4Network
 
-
-def table(topology, host: str, number: int, settings: Settings = Settings()) -> list[str]:
+def table(topology, host: str, number: int, settings: Settings = DEFAULT_SETTINGS) -> list[str]:
     flows = compile_node(topology, host, settings).flows
     return [re.sub(r"^cookie=0x[0-9a-f]+, ", "", f.to_ofctl()) for f in flows
             if int(f.table) == number]
 
 
-def warnings(topology, host: str, settings: Settings = Settings()) -> tuple[str, ...]:
+def warnings(topology, host: str, settings: Settings = DEFAULT_SETTINGS) -> tuple[str, ...]:
     return compile_node(topology, host, settings).warnings
 
 
@@ -187,7 +195,8 @@ def test_subnet_plugin_uses_vnid_zero() -> None:
 
 def test_pod_without_port_gets_no_flows() -> None:
     t = seed(pods=seed().pods + (pod("default", "pending", "node1", "10.131.0.9", None),))
-    assert not any("10.131.0.9" in line for line in compile_node(t, "node1").to_ofctl().splitlines())
+    rendered = compile_node(t, "node1").to_ofctl().splitlines()
+    assert not any("10.131.0.9" in line for line in rendered)
 
 
 def test_port_numbers_from_the_switch_override_annotations() -> None:
@@ -216,7 +225,7 @@ def test_service_table_under_networkpolicy() -> None:
 
 def test_sctp_service_port_is_skipped_with_a_warning() -> None:
     t = seed(services=(service("default", "s", "172.30.0.20", ("SCTP", 9)),))
-    assert not any("172.30.0.20" in l and "tp" in l for l in table(t, "node1", 60))
+    assert not any("172.30.0.20" in line and "tp" in line for line in table(t, "node1", 60))
     assert any("Service/default/s: port 9/SCTP" in w for w in warnings(t, "node1"))
 
 
@@ -237,7 +246,7 @@ def test_ingress_table_80(plugin: Plugin, expected: list[str]) -> None:
 
 def test_vnid_rules_follow_local_pods_and_cluster_services() -> None:
     t = seed(services=(service("kube-system", "dns", "172.30.0.10", ("UDP", 53)),))
-    rules = [l for l in table(t, "node1", 80) if "priority=100" in l]
+    rules = [line for line in table(t, "node1", 80) if "priority=100" in line]
     # node1 has only a VNID-0 pod, but kube-system's service is watched cluster-wide
     assert rules == ["table=80, priority=100, reg0=272037, reg1=272037, "
                      "actions=output:NXM_NX_REG2[]"]
@@ -348,7 +357,7 @@ def test_no_egress_features_under_subnet() -> None:
     t = seed(Plugin.SUBNET, egress_network_policies=(enp("kube-system", EgressRule(
         "Deny", IPv4Network("0.0.0.0/0"))),))
     assert table(t, "infra", 101) == ["table=101, priority=0, actions=output:2"]
-    assert not any("priority=100" in l for l in table(t, "infra", 100))
+    assert not any("priority=100" in line for line in table(t, "infra", 100))
 
 
 # ------------------------------------------------------------------ multicast
@@ -388,7 +397,7 @@ def np_cluster(*policies: NetworkPolicy):
 
 
 def policy_rules(topology, host: str = "node1") -> list[str]:
-    return [l for l in table(topology, host, 80) if "reg1=" in l]
+    return [line for line in table(topology, host, 80) if "reg1=" in line]
 
 
 OUT = "actions=output:NXM_NX_REG2[]"

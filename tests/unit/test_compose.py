@@ -229,7 +229,8 @@ def test_product_runs_without_the_lab(tmp_path: Path) -> None:
     script = f"""
 import sys, warnings
 warnings.simplefilter("ignore")
-sys.path[:] = {[str(tmp_path)] + site_packages!r} + [p for p in sys.path if "site-packages" not in p]
+sys.path[:] = ({[str(tmp_path)] + site_packages!r}
+               + [p for p in sys.path if "site-packages" not in p])
 import controller.app, controller.cli
 for name in ("lab", "bench", "tests"):
     assert name not in sys.modules, name

@@ -76,7 +76,7 @@ def test_environment_alone_without_a_config_file() -> None:
 
 
 def test_environment_overrides_the_file() -> None:
-    conf = configured(write(Path("osdn.conf"), f"""\
+    conf = configured(write(Path("osdn.conf"), """\
 [osdn]
 topology = missing-dir
 node = node1.ocp.cn

@@ -7,6 +7,7 @@ import re
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -55,7 +56,7 @@ def check_invariants(topology: Topology, files: dict[str, str], nodes: int, name
     cluster_ips = [s.cluster_ip for s in topology.services if s.cluster_ip is not None]
     assert len(set(cluster_ips)) == len(cluster_ips)
     assert all(ip in network.service_network for ip in cluster_ips)
-    labels = {}
+    labels: dict[str, list[Any]] = {}
     for pod in topology.pods:
         labels.setdefault(pod.namespace, []).append(pod.label_map)
     for service in topology.services:
@@ -211,8 +212,8 @@ def test_impossible_parameters_are_refused(params: dict, message: str) -> None:
 # ------------------------------------------------------------------ determinism
 
 def test_same_seed_same_bytes() -> None:
-    params = dict(nodes=5, namespaces=12, pods_per_node=7, services=20, egress_ips=3,
-                  policies_per_namespace=3, plugin="networkpolicy")
+    params: dict[str, Any] = dict(nodes=5, namespaces=12, pods_per_node=7, services=20,
+                                  egress_ips=3, policies_per_namespace=3, plugin="networkpolicy")
     assert generate(seed=42, **params) == generate(seed=42, **params)
     assert generate(seed=42, **params) != generate(seed=43, **params)
 

@@ -1,6 +1,6 @@
 """Golden flow files for the example clusters under each plugin, and the os-ken round trip.
 
-The golden files were reviewed against openshift-sdn-pipeline.md §3 (table by table) and the
+The golden files were reviewed against docs/pipeline.md ("Table by table") and the
 seed traces; a mismatch means the pipeline changed: review the diff, then run
 `python -m tests.golden.update`.
 """

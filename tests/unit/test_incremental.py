@@ -13,6 +13,7 @@ import random
 from collections import Counter
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,7 @@ class Mutator:
         self.serial += 1
         return f"{prefix}-{self.serial}"
 
-    def _replace(self, **fields: object) -> None:
+    def _replace(self, **fields: Any) -> None:
         self.t = dataclasses.replace(self.t, **fields)
 
     def _free_pod_ip(self, hs: HostSubnet) -> IPv4Address:
@@ -123,9 +124,10 @@ class Mutator:
     def move_port(self) -> None:
         local = [p for p in self.t.pods if p.node == self.node and p.interface]
         if self.ports is None:
-            self.ports = {p.interface: p.ofport for p in local if p.ofport}
+            self.ports = {p.interface: p.ofport for p in local if p.interface and p.ofport}
         if local:
             pod = self.rng.choice(local)
+            assert pod.interface is not None  # `local` holds pods with an interface
             if self.rng.random() < 0.3:
                 self.ports.pop(pod.interface, None)
             else:
@@ -206,7 +208,8 @@ class Mutator:
         labels = (("team", self.rng.choice(["a", "b"])),)
         self._replace(namespaces=self.t.namespaces + (Namespace(name, labels),),
                       net_namespaces=self.t.net_namespaces + (
-                          NetNamespace(name, name, self.rng.choice([0, 4242, 9000 + self.serial])),))
+                          NetNamespace(name, name,
+                                       self.rng.choice([0, 4242, 9000 + self.serial])),))
 
     def relabel_namespace(self) -> None:
         if self.t.namespaces:

@@ -70,7 +70,7 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 @pytest.mark.skipif(not SEED.is_dir(), reason="examples/seed-cluster not written yet")
 def test_seed_cluster_matches_the_reference_facts() -> None:
-    """Values of /work/shared/reference/seed-traces.md, "Cluster facts"."""
+    """Values of the article's cluster (examples/README.md, "Cluster")."""
     t = load_topology([SEED])
     cn = t.cluster_network
     assert cn.plugin is Plugin.MULTITENANT

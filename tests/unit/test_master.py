@@ -140,7 +140,8 @@ def test_joining_itself_changes_nothing() -> None:
         ),
         (
             [VnidRequest("default", 0, "join:a"), VnidRequest("a", 11)],
-            [VnidNote("default", 'namespace "default" cannot be joined to another network', "join:a")],
+            [VnidNote("default", 'namespace "default" cannot be joined to another network',
+                      "join:a")],
         ),
         (
             [VnidRequest("a", 11, "merge")],

@@ -60,7 +60,8 @@ def test_namespaces_pods_services_egress_and_counts() -> None:
         "kube-system  272037   0x0426a5  netid",
     ]
     assert section(text, "Pods per node") == [
-        "Pods per node (4 pods)", "HOST    PODS", "master  1", "node1   1", "node2   2", "infra   0",
+        "Pods per node (4 pods)", "HOST    PODS",
+        "master  1", "node1   1", "node2   2", "infra   0",
     ]  # fmt: skip
     assert section(text, "Services") == [
         "Services (1)",

@@ -1,6 +1,6 @@
-"""controller.openflow.wire's fast paths against the general ones and against os-ken's parser, without
-a switch: batched bundle-adds, flow-stats replies read as bytes, os-ken handing those replies
-over unparsed, and the keyed diff of reconcile against the full one."""
+"""controller.openflow.wire's fast paths against the general ones and against os-ken's parser,
+without a switch: batched bundle-adds, flow-stats replies read as bytes, os-ken handing those
+replies over unparsed, and the keyed diff of reconcile against the full one."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_flow_stats_are_read_with_our_keys_and_match_os_ken() -> None:
     reply = stats_reply(flows, more=True)
     entries = iter_flow_stats(reply)
     assert [key for key, _ in entries] == [encode(f).key for f in flows]
-    for (key, installed), flow in zip(entries, flows):
+    for (key, installed), flow in zip(entries, flows, strict=False):
         assert key == installed.key
         assert (installed.table, installed.priority, installed.cookie, installed.instructions) \
             == (int(flow.table), flow.priority, flow.cookie, encode(flow).instructions)
@@ -82,8 +82,8 @@ def test_flow_stats_are_read_with_our_keys_and_match_os_ken() -> None:
     assert more and parsed == [installed for _, installed in entries]
     assert not parse_flow_stats(stats_reply(flows[:3]))[1]
     # os-ken's own parser reads the same entries
-    message = ofproto_parser.msg(FakeDatapath(), ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, len(reply),
-                         9, bytearray(reply))
+    message = ofproto_parser.msg(FakeDatapath(), ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY,
+                                 len(reply), 9, bytearray(reply))
     assert [(s.table_id, s.priority, s.cookie, s.duration_sec) for s in message.body] == \
         [(i.table, i.priority, i.cookie, i.duration_sec) for _, i in entries]
     assert [s.match.to_jsondict() for s in message.body] == \
