@@ -16,8 +16,13 @@ def state_of(pid: int) -> str:
 
 
 def sleeper(marker: str) -> subprocess.Popen[bytes]:
-    """A child that sleeps with `marker` in its command line."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    """A child that sleeps with `marker` in its command line, returned once it runs (between
+    fork and exec, /proc shows the parent's command line)."""
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import time; print('up', flush=True); time.sleep(60)", marker],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    return proc
 
 
 def test_a_zombie_is_gone() -> None:
