@@ -36,49 +36,21 @@ from lab.harness import (
 )
 from lab.nodebridge import add_node_bridge
 from lab.privateovs import PrivateOvs
-from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, SEED
+from tests.support.seed_node import (
+    NEW_POD,
+    NEW_POD_IP,
+    NEW_POD_OFPORT,
+    NEW_POD_PORT,
+    NEW_SERVICE,
+    NODE2,
+    NODE2_DPID,
+    NODE2_IP,
+    NODE2_PORTS,
+    POD_TABLE,
+    SEED,
+)
 
 pytestmark = pytest.mark.ovs
-
-NEW_POD_IP, NEW_POD_PORT, NEW_POD_OFPORT = "10.130.0.7", "vethlimit01", 5
-POD_TABLE = 70
-
-NEW_POD = f"""\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: refused-pod
-  namespace: default
-  uid: 7e57c0de-0000-4000-8000-0000000000e1
-  creationTimestamp: "2019-03-20T00:00:00Z"
-  annotations:
-    osdn.dev/interface: {NEW_POD_PORT}
-    osdn.dev/ofport: "{NEW_POD_OFPORT}"
-spec:
-  nodeName: {NODE2}
-status:
-  podIP: {NEW_POD_IP}
-"""
-
-# A change that needs no table-70 flow: a second Service (its flows are in table 60).
-NEW_SERVICE = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: after-error-service
-  namespace: default
-  uid: 7e57c0de-0000-4000-8000-0000000000e2
-  creationTimestamp: "2019-03-20T00:00:00Z"
-spec:
-  clusterIP: 172.30.7.7
-  ports:
-  - port: 9090
-    protocol: TCP
-    targetPort: 9090
-  type: ClusterIP
-"""
-
-
 
 
 def metric_samples(port: int, name: str) -> dict[str, float]:

@@ -27,12 +27,22 @@ from controller.pipeline.cookies import Owner, OwnerKind, is_ours
 from controller.pipeline.flow import Flow, Match, Output
 from controller.pipeline.tables import Table
 from tests.support.fakeswitch import FakeSwitch, Tasks, fake_runtime
-from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_PORTS, SEED
+from tests.support.seed_node import (
+    NEW_POD,
+    NEW_POD_IP,
+    NEW_POD_OFPORT,
+    NEW_POD_PORT,
+    NEW_SERVICE,
+    NODE2,
+    NODE2_DPID,
+    NODE2_PORTS,
+    POD_TABLE,
+    SEED,
+)
 from topology.load import load_topology
 
 PORTS = {"vxlan0": 1, "tun0": 2, **NODE2_PORTS}  # node2's br0 as 3.11 lays it out
 MOVING_PORT = "vethd83c05d3"  # pod tomcat-nginx's, ofport 4
-POD_TABLE = 70
 
 NODE9, NODE9_IP = "node9.ocp.cn", "192.168.108.120"
 NODE9_DPID = 0xC0A86C78  # its hostIP as an integer
@@ -48,39 +58,6 @@ hostIP: {NODE9_IP}
 subnet: 10.128.2.0/23
 """
 
-NEW_POD_IP, NEW_POD_PORT, NEW_POD_OFPORT = "10.130.0.7", "vethlimit01", 5
-NEW_POD = f"""\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: refused-pod
-  namespace: default
-  uid: 7e57c0de-0000-4000-8000-0000000000e1
-  creationTimestamp: "2019-03-20T00:00:00Z"
-  annotations:
-    osdn.dev/interface: {NEW_POD_PORT}
-    osdn.dev/ofport: "{NEW_POD_OFPORT}"
-spec:
-  nodeName: {NODE2}
-status:
-  podIP: {NEW_POD_IP}
-"""
-NEW_SERVICE = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: after-error-service
-  namespace: default
-  uid: 7e57c0de-0000-4000-8000-0000000000e2
-  creationTimestamp: "2019-03-20T00:00:00Z"
-spec:
-  clusterIP: 172.30.7.7
-  ports:
-  - port: 9090
-    protocol: TCP
-    targetPort: 9090
-  type: ClusterIP
-"""
 
 Table_ = dict[Key, tuple[int, bytes]]  # what a bridge holds: key -> (cookie, instructions)
 
