@@ -12,6 +12,16 @@ encoded, updated by owner), compiled at start for the configured `node`, so a br
 connects only waits for its bundle; after a change only the flows whose keys changed are
 compared.  Each "in sync" line says how long it took from the switch's connection, the
 topology change being read, or the port change, to the bridge holding the flows.
+
+A second connection claiming the datapath ID of a bridge already served (`_contest`): the
+served connection is sent an echo request.  If it answers within `DUPLICATE_PROBE_TIMEOUT`
+seconds it stays, and the newcomer is refused: closed, logged, counted
+(``osdn_openflow_refused_connections_total{reason="duplicate_datapath_id"}``), never sent a
+flow or a request.  If it does not answer (or its connection is gone) it is closed and the
+newcomer served: a switch that reconnects while its old connection is still half-open takes
+over after that probe.  While a probe runs, further claimants of that datapath ID are refused
+at once.  A bridge not served (no HostSubnet claims it) has no such protection: it gets no
+flows either way.
 """
 
 from __future__ import annotations
@@ -45,6 +55,13 @@ __all__ = ["Bridge", "BridgeLog", "NodeAgent", "Runtime", "Switch"]
 
 log = logging.getLogger("osdn")
 _SINCE = {"connected": "connect", "topology": "change read", "port": "port event"}
+DUPLICATE_PROBE_TIMEOUT = 3.0  # seconds a served bridge has to answer the echo request
+
+
+def _peer(switch: Switch) -> str:
+    """Where a connection comes from: os-ken's datapath has the peer's address."""
+    address = getattr(switch, "address", None)
+    return f"from {address[0]}:{address[1]}" if isinstance(address, tuple) else repr(switch)
 
 
 class Switch(Protocol):
@@ -64,6 +81,7 @@ class Runtime:
     sleep: Callable[[float], None]  # wait; sleep(0) lets other tasks run
     event: Callable[[], Waitable]  # what a request waits on for the switch's reply
     lock: Callable[[], AbstractContextManager[Any]]  # one reconcile at a time per bridge
+    disconnect: Callable[[Any], None]  # close a switch's connection (its end is reported)
 
 
 class BridgeLog(logging.LoggerAdapter[logging.Logger]):
@@ -107,6 +125,7 @@ class NodeAgent:
         self.topology: Topology | None = None
         self.bridges: dict[int, Bridge] = {}  # by datapath id
         self.unserved: dict[int, Switch] = {}  # connected bridges no HostSubnet claims (yet)
+        self.claimants: dict[int, Switch] = {}  # a second connection of a served dpid, probed
         # one NodeCompiler per node served (or configured), kept across reconnects
         self.compilers: dict[str, NodeCompiler] = {}
         self._changed_at = 0.0  # when the current topology was read
@@ -225,10 +244,53 @@ class NodeAgent:
 
     def switch_connected(self, switch: Switch) -> None:
         """A switch finished its handshake (its features reply)."""
-        old = self.bridges.pop(switch.id, None)
-        if old is not None:
-            old.session.on_disconnect()
+        old = self.bridges.get(switch.id)
+        if old is not None and old.switch is not switch and old.session.alive:
+            self._contest(old, switch)
+            return
+        self._drop(old)
         self._serve(switch)
+
+    def _drop(self, bridge: Bridge | None) -> None:
+        """Stop serving `bridge` (replaced by a new connection of its switch)."""
+        if bridge is not None and self.bridges.get(bridge.switch.id) is bridge:
+            del self.bridges[bridge.switch.id]
+            bridge.session.on_disconnect()
+
+    def _contest(self, served: Bridge, claimant: Switch) -> None:
+        """A second connection claims `served`'s datapath id: probe the served one first
+        (the policy is in the module docstring)."""
+        checked = self.claimants.get(claimant.id)
+        if checked is not None:
+            self._refuse(served, claimant, f"another claimant ({_peer(checked)}) is being "
+                         "checked")
+            return
+        self.claimants[claimant.id] = claimant
+        served.log.warning("a second connection (%s) claims this datapath id; checking that "
+                           "the served one answers an echo request", _peer(claimant))
+        self.runtime.spawn(self._settle_claim, served, claimant)
+
+    def _settle_claim(self, served: Bridge, claimant: Switch) -> None:
+        alive = served.session.echo(DUPLICATE_PROBE_TIMEOUT)
+        if self.claimants.get(claimant.id) is not claimant:
+            return  # the claimant went away meanwhile
+        del self.claimants[claimant.id]
+        still_served = self._bridge(served.switch) is served
+        if alive and still_served:
+            self._refuse(served, claimant, "the served connection answers echo requests")
+            return
+        if still_served:
+            served.log.warning("the served connection does not answer echo requests; closed, "
+                               "the new one (%s) takes over", _peer(claimant))
+            self._drop(served)
+            self.runtime.disconnect(served.switch)
+        self._serve(claimant)
+
+    def _refuse(self, served: Bridge, claimant: Switch, why: str) -> None:
+        served.log.warning("refused a second connection claiming this datapath id (%s): %s; "
+                           "connection closed", _peer(claimant), why)
+        self.metrics.count_refused("duplicate_datapath_id")
+        self.runtime.disconnect(claimant)
 
     def _serve(self, switch: Switch) -> None:
         """Start serving `switch` if a HostSubnet claims it; otherwise leave it alone."""
@@ -254,6 +316,8 @@ class NodeAgent:
         """The connection to `switch` was lost."""
         if self.unserved.get(switch.id) is switch:
             del self.unserved[switch.id]
+        if self.claimants.get(switch.id) is switch:
+            del self.claimants[switch.id]
         bridge = self._bridge(switch)
         if bridge is None:
             return
@@ -282,6 +346,11 @@ class NodeAgent:
         bridge = self._bridge(switch)
         if bridge is not None:
             bridge.session.on_reply(xid, message, last=not more)
+
+    def echo_reply(self, switch: Switch, xid: int) -> None:
+        bridge = self._bridge(switch)
+        if bridge is not None:
+            bridge.session.on_reply(xid, None)
 
     def barrier_reply(self, switch: Switch, xid: int) -> None:
         bridge = self._bridge(switch)

@@ -3,7 +3,10 @@
 Reads the settings (`controller.config`), starts the metrics exporter, and forwards each
 OpenFlow event, as plain values, to the `NodeAgent` (`controller.agent`), which holds all
 state and decisions; the agent's green threads, clock and locks are os-ken's hub.
-Flow-stats replies reach us unparsed (`use_raw_flow_stats`).
+Flow-stats replies reach us unparsed (`use_raw_flow_stats`).  Every received message is
+checked before os-ken parses it, and unfinished handshakes are bounded
+(`controller.openflow.osken_guard`); with `node` set os-ken listens on 127.0.0.1 unless told
+otherwise (`controller.config.ofp_listen_host`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import (
     CONFIG_DISPATCHER,
     DEAD_DISPATCHER,
+    HANDSHAKE_DISPATCHER,
     MAIN_DISPATCHER,
     set_ev_cls,
 )
@@ -26,13 +30,20 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from prometheus_client import REGISTRY
 
 from controller.agent import NodeAgent, Runtime
-from controller.config import ConfigError, ControllerSettings, load_settings, register_options
+from controller.config import (
+    ConfigError,
+    ControllerSettings,
+    load_settings,
+    ofp_listen_host,
+    register_options,
+)
 from controller.metrics import Metrics, start_http_server
+from controller.openflow.osken_guard import HandshakeGuard, close_connection, install_parse_guard
 from controller.openflow.session import use_raw_flow_stats
 
 log = logging.getLogger("osdn")
 GREEN = Runtime(spawn=hub.spawn, clock=time.monotonic, sleep=hub.sleep, event=hub.Event,
-                lock=lambda: hub.Semaphore(1))
+                lock=lambda: hub.Semaphore(1), disconnect=close_connection)
 
 
 def _settings() -> ControllerSettings:
@@ -52,17 +63,35 @@ class OsdnController(app_manager.OSKenApp):
         settings = _settings()
         use_raw_flow_stats()
         metrics = Metrics(REGISTRY)
+        install_parse_guard(self.OFP_VERSIONS, metrics)
+        listen_host = ofp_listen_host(cfg.CONF, settings)
+        if listen_host is not None:
+            cfg.CONF.set_override("ofp_listen_host", listen_host)
+        log.info("OpenFlow listener on %s", cfg.CONF.ofp_listen_host)
         start_http_server(settings.metrics_port, settings.metrics_address, REGISTRY)
+        self.handshakes = HandshakeGuard(settings.handshake_timeout,
+                                         settings.max_pending_handshakes, metrics)
+        hub.spawn(self.handshakes.run, hub.sleep)
         self.agent = NodeAgent(settings, metrics, GREEN)
         self.agent.start()
 
+    @set_ev_cls(ofp_event.EventOFPStateChange, HANDSHAKE_DISPATCHER)
+    def _on_connect(self, ev: Any) -> None:
+        self.handshakes.opened(ev.datapath)
+
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _on_features(self, ev: Any) -> None:
+        self.handshakes.finished(ev.msg.datapath)
         self.agent.switch_connected(ev.msg.datapath)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _on_dead(self, ev: Any) -> None:
+        self.handshakes.finished(ev.datapath)
         self.agent.switch_gone(ev.datapath)
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
+    def _on_echo_reply(self, ev: Any) -> None:
+        self.agent.echo_reply(ev.msg.datapath, ev.msg.xid)
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _on_port_desc(self, ev: Any) -> None:

@@ -49,14 +49,17 @@ from topology.model import PLUGIN_NAMES
 
 __all__ = [
     "ENV_PREFIX",
+    "LOOPBACK",
     "GROUP",
     "ConfigError",
     "ControllerSettings",
     "load_settings",
+    "ofp_listen_host",
     "register_options",
 ]
 
 GROUP = "osdn"
+LOOPBACK = "127.0.0.1"
 ENV_PREFIX = "OSDN_"
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -83,6 +86,8 @@ class ControllerSettings:
     watch_interval: float = 1.0  # seconds between polls of the topology files
     dns: str = "system"  # "system" or "off"
     plugin: str | None = None  # subnet|multitenant|networkpolicy overrides pluginName
+    handshake_timeout: float = 5.0  # seconds a connection may take for HELLO + features
+    max_pending_handshakes: int = 64  # unfinished handshakes at once; the oldest goes first
 
     def make_resolver(self) -> Resolver:
         """A fresh resolver for `dns`.  `DnsResolver` caches answers until their TTL, so
@@ -187,6 +192,12 @@ OPTIONS: tuple[_Option, ...] = (
             "Seconds between checks of the topology files for changes (> 0)."),
     _Option("dns", "system", _one_of("system", "off"),
             "Resolve EgressNetworkPolicy dnsNames with the system's DNS (system) or not (off)."),
+    _Option("handshake_timeout", "5.0", _positive_seconds,
+            "Seconds an OpenFlow connection may take to finish its handshake (HELLO and the "
+            "features reply) before it is closed (> 0)."),
+    _Option("max_pending_handshakes", "64", _integer_between(1, 100_000),
+            "OpenFlow connections that may be in their handshake at once; beyond it the "
+            "oldest is closed."),
     _Option("plugin", None, _one_of(*PLUGIN_NAMES),
             "Override the ClusterNetwork's pluginName (subnet, multitenant, networkpolicy); "
             "unset: as the topology says."),
@@ -351,3 +362,25 @@ def load_settings(conf: cfg.ConfigOpts,
     if problems:
         raise ConfigError(problems)
     return ControllerSettings(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# The OpenFlow listener
+
+
+def ofp_listen_host(conf: cfg.ConfigOpts, settings: ControllerSettings) -> str | None:
+    """The address os-ken's OpenFlow listener should use instead of its own default
+    (0.0.0.0), or None to leave it.
+
+    With `node` set the controller serves the one bridge of its own host, so it listens on
+    127.0.0.1, unless os-ken's ``ofp_listen_host`` was given (``--ofp-listen-host`` or
+    ``ofp_listen_host`` in ``[DEFAULT]`` of a config file).  Without `node` it serves remote
+    bridges and os-ken's setting stands: use TLS with a CA there (README, "Security and
+    failure behaviour").
+    """
+    try:
+        location = conf.get_location("ofp_listen_host")
+    except cfg.NoSuchOptError:  # os-ken's options are not registered: nothing to adjust
+        return None
+    given = location is not None and location.location is not cfg.Locations.opt_default
+    return LOOPBACK if settings.node and not given else None

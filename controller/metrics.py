@@ -23,6 +23,7 @@ __all__ = [
     "BUNDLE_BUCKETS",
     "FLOW_MOD_OPS",
     "RECONCILE_OUTCOMES",
+    "REFUSAL_REASONS",
     "TOPOLOGY_LOAD_OUTCOMES",
     "Metrics",
     "metrics_markdown",
@@ -33,6 +34,10 @@ PREFIX = "osdn_"
 FLOW_MOD_OPS = ("add", "modify", "delete")
 RECONCILE_OUTCOMES = ("ok", "error", "unchanged")
 TOPOLOGY_LOAD_OUTCOMES = ("ok", "error")
+# Why the controller closed an OpenFlow connection itself (controller.openflow.osken_guard,
+# and the agent's duplicate datapath ID policy).
+REFUSAL_REASONS = ("malformed", "handshake_timeout", "too_many_handshakes",
+                   "duplicate_datapath_id")
 # A bundle of a few flows commits in about a millisecond; a first connect of a big node
 # (tens of thousands of flows) takes seconds.  Roughly 1-2.5-5 per decade from 1 ms to 10 s.
 BUNDLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -80,8 +85,19 @@ class Metrics:
         self.switch_errors = Counter(
             PREFIX + "switch_errors", "OpenFlow error messages received from a bridge, by type.",
             ["node", "type"], registry=registry)
+        self.refused_connections = Counter(
+            PREFIX + "openflow_refused_connections",
+            "OpenFlow connections the controller closed itself (reason: malformed, "
+            "handshake_timeout, too_many_handshakes, duplicate_datapath_id).",
+            ["reason"], registry=registry)
+        self.pending_handshakes = Gauge(
+            PREFIX + "openflow_pending_handshakes",
+            "OpenFlow connections that have not finished their handshake yet.",
+            registry=registry)
         for outcome in TOPOLOGY_LOAD_OUTCOMES:
             self.topology_loads.labels(outcome)
+        for reason in REFUSAL_REASONS:
+            self.refused_connections.labels(reason)
 
     def add_node(self, node: str) -> None:
         """Create a node's series of known label sets at zero."""
@@ -129,6 +145,9 @@ class Metrics:
 
     def count_switch_error(self, node: str, error_type: str) -> None:
         self.switch_errors.labels(node, error_type).inc()
+
+    def count_refused(self, reason: str) -> None:
+        self.refused_connections.labels(_check(reason, REFUSAL_REASONS, "reason")).inc()
 
 
 def start_http_server(port: int, address: str, registry: CollectorRegistry) -> Any:

@@ -160,11 +160,11 @@ class BridgeSession:
         if not self.alive or not self._send_bytes(data):
             raise Disconnected("connection lost")
 
-    def _wait(self, xid: int) -> list[Any]:
+    def _wait(self, xid: int, timeout: float = REPLY_TIMEOUT) -> list[Any]:
         waiter = self._waiters[xid]
         try:
-            if not waiter.event.wait(timeout=REPLY_TIMEOUT):
-                raise TimeoutError(f"no reply to xid {xid} in {REPLY_TIMEOUT} s")
+            if not waiter.event.wait(timeout=timeout):
+                raise TimeoutError(f"no reply to xid {xid} in {timeout} s")
             if not self.alive:
                 raise Disconnected("connection lost")
             return waiter.parts
@@ -215,6 +215,19 @@ class BridgeSession:
         self._expect(xid)
         self._send(HEADER.pack(OFP_VERSION, ofp.OFPT_BARRIER_REQUEST, 8, xid))
         self._wait(xid)
+
+    def echo(self, timeout: float) -> bool:
+        """Whether the switch answers an echo request within `timeout` seconds (its reply
+        is fed in with `on_reply(xid, None)`)."""
+        xid = self.next_xid()
+        self._expect(xid)
+        try:
+            self._send(HEADER.pack(OFP_VERSION, ofp.OFPT_ECHO_REQUEST, 8, xid))
+            self._wait(xid, timeout)
+        except (Disconnected, TimeoutError):
+            self._waiters.pop(xid, None)
+            return False
+        return True
 
     def request_ports(self) -> dict[str, int]:
         """The bridge's ports (name -> ofport, OFPP_LOCAL left out), from now on `ports`.

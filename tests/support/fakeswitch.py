@@ -96,7 +96,7 @@ class Lock:
 
 def fake_runtime(tasks: Tasks, clock: Callable[[], float] = time.monotonic) -> Runtime:
     return Runtime(spawn=tasks.spawn, clock=clock, sleep=lambda seconds: None, event=Flag,
-                   lock=Lock)
+                   lock=Lock, disconnect=lambda switch: switch.disconnect())
 
 
 class _Datapath:
@@ -145,6 +145,7 @@ class FakeSwitch:
         self._refused_table: int | None = None
         self._refusal = TABLE_FULL
         self._refuse_at_commit = True
+        self.answers_echo = True  # False: a half-open connection (echo requests unanswered)
 
     # ----------------------------------------------------------------- the test's side
 
@@ -199,6 +200,10 @@ class FakeSwitch:
         if msg_type == ofp.OFPT_BARRIER_REQUEST:
             self.received["barrier"] += 1
             self._agent().barrier_reply(self, xid)
+        elif msg_type == ofp.OFPT_ECHO_REQUEST:
+            self.received["echo"] += 1
+            if self.answers_echo:
+                self._agent().echo_reply(self, xid)
         elif msg_type == ofp.OFPT_MULTIPART_REQUEST:
             self._multipart(message, xid)
         elif msg_type == ofp.OFPT_EXPERIMENTER:

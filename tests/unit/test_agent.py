@@ -212,6 +212,38 @@ def test_a_new_connection_replaces_the_old_one(agent_log) -> None:
     assert ctl.metric("osdn_connected_bridges") == 1
 
 
+def test_a_second_connection_of_a_served_dpid_is_refused_while_the_first_answers(
+        agent_log) -> None:
+    ctl, switch = programmed(SEED)
+    served = ctl.agent.bridges[NODE2_DPID]
+    impostor = FakeSwitch(NODE2_DPID, PORTS)
+    ctl.connect(impostor)
+    assert impostor.agent is None, "refused: its connection was closed"
+    assert not impostor.received and not impostor.flows  # no request, no flow
+    assert ctl.agent.bridges[NODE2_DPID] is served and served.session.alive
+    assert switch.received["echo"] == 1
+    assert ctl.metric("osdn_openflow_refused_connections_total",
+                      reason="duplicate_datapath_id") == 1
+    assert any("refused a second connection claiming this datapath id" in r.getMessage()
+               for r in agent_log.records)
+    switch.set_port("vethnew", 9)  # the served bridge is still served
+    ctl.tasks.run()
+    assert "vethnew" in served.session.ports
+
+
+def test_a_second_connection_takes_over_when_the_first_does_not_answer(agent_log) -> None:
+    ctl, switch = programmed(SEED)
+    switch.answers_echo = False  # a half-open connection
+    newcomer = FakeSwitch(NODE2_DPID, PORTS)
+    ctl.connect(newcomer)
+    assert switch.agent is None, "the silent connection was closed"
+    assert ctl.agent.bridges[NODE2_DPID].switch is newcomer
+    assert table(newcomer) == expected(SEED, PORTS)
+    assert ctl.metric("osdn_openflow_refused_connections_total",
+                      reason="duplicate_datapath_id") == 0
+    assert any("does not answer echo requests" in r.getMessage() for r in agent_log.records)
+
+
 def test_controller_restart_sends_zero_flow_mods(agent_log) -> None:
     _, switch = programmed(SEED)
     switch.agent = None  # the first controller died; the bridge keeps its flows

@@ -137,6 +137,8 @@ def test_markdown_table_of_all_metrics(registry: CollectorRegistry) -> None:
 | `osdn_connected_bridges` | gauge | OpenFlow bridges connected to the controller. |  |
 | `osdn_flow_mods_total` | counter | Flow-mods sent to bridges (op: add, modify, delete). | node, op |
 | `osdn_flows` | gauge | Flows the controller keeps on a node's bridge, per table. | node, table |
+| `osdn_openflow_pending_handshakes` | gauge | OpenFlow connections that have not finished their handshake yet. |  |
+| `osdn_openflow_refused_connections_total` | counter | OpenFlow connections the controller closed itself (reason: malformed, handshake_timeout, too_many_handshakes, duplicate_datapath_id). | reason |
 | `osdn_reconciles_total` | counter | Reconciliations of a bridge with its desired flows (outcome: ok, error, unchanged). | node, outcome |
 | `osdn_switch_errors_total` | counter | OpenFlow error messages received from a bridge, by type. | node, type |
 | `osdn_topology_issues` | gauge | Problems found in the topology on disk (0 when valid). |  |
