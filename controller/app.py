@@ -33,6 +33,7 @@ from controller.agent import NodeAgent, Runtime
 from controller.config import (
     ConfigError,
     ControllerSettings,
+    listener_warning,
     load_settings,
     ofp_listen_host,
     register_options,
@@ -68,6 +69,10 @@ class OsdnController(app_manager.OSKenApp):
         if listen_host is not None:
             cfg.CONF.set_override("ofp_listen_host", listen_host)
         log.info("OpenFlow listener on %s", cfg.CONF.ofp_listen_host)
+        warning = listener_warning(cfg.CONF.ofp_listen_host, bool(
+            cfg.CONF.ctl_privkey and cfg.CONF.ctl_cert and cfg.CONF.ca_certs))
+        if warning:
+            log.warning("%s", warning)
         start_http_server(settings.metrics_port, settings.metrics_address, REGISTRY)
         self.handshakes = HandshakeGuard(settings.handshake_timeout,
                                          settings.max_pending_handshakes, metrics)

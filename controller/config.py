@@ -54,6 +54,7 @@ __all__ = [
     "ConfigError",
     "ControllerSettings",
     "load_settings",
+    "listener_warning",
     "ofp_listen_host",
     "register_options",
 ]
@@ -384,3 +385,17 @@ def ofp_listen_host(conf: cfg.ConfigOpts, settings: ControllerSettings) -> str |
         return None
     given = location is not None and location.location is not cfg.Locations.opt_default
     return LOOPBACK if settings.node and not given else None
+
+
+def listener_warning(host: str, tls_with_ca: bool) -> str | None:
+    """What to warn about an OpenFlow listener on `host`: one reachable from other hosts
+    without TLS client certificates lets anyone claim to be a bridge."""
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    if local or tls_with_ca:
+        return None
+    return (f"OpenFlow listener on {host} without TLS client certificates (--ca-certs): any "
+            "host that reaches it can connect as a switch; listen on 127.0.0.1 (node set), "
+            "or use TLS with a CA for remote switches")

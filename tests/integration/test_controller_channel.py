@@ -250,6 +250,8 @@ def test_listen_addresses(tmp_path: Path, node: str | None, listen_host: str | N
         ctl.wait_listening()
         assert listening_address(ctl.port) == expected
         assert listening_address(metrics_port) == "127.0.0.1"  # metrics_address's default
+        warned = bool(ctl.log_lines(r"without TLS client certificates \(--ca-certs\)"))
+        assert warned == (expected != "127.0.0.1"), ctl.log_tail()
 
 
 # ------------------------------------------------------------------ held, keep it so

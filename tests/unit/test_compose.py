@@ -191,13 +191,33 @@ def test_controller_config_has_only_known_settings() -> None:
     parser = configparser.ConfigParser(inline_comment_prefixes=("#",))
     parser.read(REPO / "docker" / "controller" / "osdn.conf")
     known = {option.name for option in OPTIONS}
-    keys = set(parser["osdn"])
+    keys = set(parser["osdn"]) - set(parser.defaults())  # configparser merges [DEFAULT] in
     assert keys <= known, f"unknown [osdn] keys: {keys - known}"
     assert parser["osdn"]["topology"] == "/etc/osdn/cluster"
     port = parser["osdn"]["metrics_port"]
     prometheus = yaml.safe_load((REPO / "docker" / "prometheus" / "prometheus.yml").read_text())
     targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
     assert targets == [f"127.0.0.1:{port}"]
+
+
+def test_controller_listens_on_loopback_only() -> None:
+    """The OpenFlow port and the metrics stay inside the stack's network namespace, which
+    the ovs and prometheus containers share with the controller: both reach them on
+    127.0.0.1, and the OpenFlow target and scrape target say so."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#",))
+    parser.read(REPO / "docker" / "controller" / "osdn.conf")
+    assert parser["DEFAULT"]["ofp_listen_host"] == "127.0.0.1"
+    assert parser["osdn"]["metrics_address"] == "127.0.0.1"
+    services = compose()["services"]
+    assert services["ovs"]["environment"]["OVS_START_CONTROLLER"].endswith(
+        ":-tcp:127.0.0.1:6653}")
+    health = " ".join(services["controller"]["healthcheck"]["test"])
+    assert "('127.0.0.1', 6653)" in health
+    ci = dict(line.split("=", 1) for line in CI_ENV.read_text().splitlines()
+              if line and not line.startswith("#"))
+    assert ci["OVS_NETWORK_MODE"] == ci["PROMETHEUS_NETWORK_MODE"] == "service:controller"
+    for name in ("ovs", "controller", "prometheus"):  # a real node: all on the host's
+        assert services[name]["network_mode"].endswith(":-host}"), name
 
 
 @pytest.mark.parametrize("dockerfile", [OVS_DOCKERFILE, CONTROLLER_DOCKERFILE],

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 from oslo_config import cfg
 
-from controller.config import ConfigError, ControllerSettings, load_settings, register_options
+from controller.config import (
+    ConfigError,
+    ControllerSettings,
+    listener_warning,
+    load_settings,
+    ofp_listen_host,
+    register_options,
+)
 from controller.dns import DnsResolver, no_dns
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "seed-cluster"
@@ -62,11 +69,13 @@ metrics_address = 0.0.0.0
 watch = no
 watch_interval = 0.25
 dns = off
+handshake_timeout = 2.5
+max_pending_handshakes = 10
 """))
     assert load_settings(conf, {}) == ControllerSettings(
         topology=(str(SEED), "extra.yaml"), node="node2.ocp.cn", masquerade_bit=14,
         metrics_port=9100, metrics_address="0.0.0.0", watch=False, watch_interval=0.25,
-        dns="off")
+        dns="off", handshake_timeout=2.5, max_pending_handshakes=10)
 
 
 def test_environment_alone_without_a_config_file() -> None:
@@ -158,6 +167,7 @@ def test_a_key_given_twice_in_one_file() -> None:
     ("MASQUERADE_BIT", "32"), ("MASQUERADE_BIT", "-1"), ("MASQUERADE_BIT", "1.5"),
     ("METRICS_PORT", "-1"), ("METRICS_PORT", "65536"), ("WATCH_INTERVAL", "nan"),
     ("WATCH_INTERVAL", "inf"), ("WATCH_INTERVAL", "soon"), ("WATCH", ""), ("DNS", "SYSTEM"),
+    ("HANDSHAKE_TIMEOUT", "0"), ("MAX_PENDING_HANDSHAKES", "0"),
 ])
 def test_out_of_range_values_are_rejected(name: str, text: str) -> None:
     found = problems(configured(), {"OSDN_TOPOLOGY": str(SEED), f"OSDN_{name}": text})
@@ -197,3 +207,41 @@ def test_oslo_config_s_own_environment_variables_are_named(monkeypatch: pytest.M
     monkeypatch.setenv("OS_OSDN__METRICS_PORT", "http")
     assert problems(configured(), {"OSDN_TOPOLOGY": str(SEED)}) == [
         "OS_OSDN__METRICS_PORT=http: metrics_port must be an integer 0..65535 (0 = off)"]
+
+
+# ------------------------------------------------------------------ the OpenFlow listener
+
+
+def with_listen_option(*args: str) -> cfg.ConfigOpts:
+    """A ConfigOpts with os-ken's ``ofp-listen-host`` (as os-ken registers it), parsed."""
+    conf = cfg.ConfigOpts()
+    conf.register_cli_opt(cfg.StrOpt("ofp-listen-host", default="0.0.0.0"))
+    conf(args=list(args), default_config_files=[])
+    return conf
+
+
+NODE_SET = ControllerSettings(topology=("x",), node="node2.ocp.cn")
+
+
+def test_with_node_set_the_listener_defaults_to_loopback() -> None:
+    assert ofp_listen_host(with_listen_option(), NODE_SET) == "127.0.0.1"
+
+
+def test_an_explicit_listen_host_wins(tmp_path: Path) -> None:
+    assert ofp_listen_host(with_listen_option("--ofp-listen-host", "0.0.0.0"), NODE_SET) is None
+    conf_file = write(tmp_path / "os-ken.conf", "[DEFAULT]\nofp_listen_host = 10.0.0.1\n")
+    assert ofp_listen_host(with_listen_option("--config-file", str(conf_file)),
+                           NODE_SET) is None
+
+
+def test_without_node_os_ken_s_listener_setting_stands() -> None:
+    assert ofp_listen_host(with_listen_option(), ControllerSettings(topology=("x",))) is None
+    assert ofp_listen_host(cfg.ConfigOpts(), NODE_SET) is None  # os-ken's option absent
+
+
+def test_a_listener_other_hosts_reach_without_a_ca_is_warned_about() -> None:
+    assert listener_warning("127.0.0.1", False) is None
+    assert listener_warning("::1", False) is None
+    assert listener_warning("localhost", False) is None
+    assert listener_warning("10.0.0.1", True) is None
+    assert "0.0.0.0 without TLS client certificates" in (listener_warning("0.0.0.0", False) or "")
