@@ -30,16 +30,14 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from prometheus_client import REGISTRY
 
 from controller.agent import NodeAgent, Runtime
-from controller.config import (
-    ConfigError,
-    ControllerSettings,
-    listener_warning,
-    load_settings,
-    ofp_listen_host,
-    register_options,
-)
+from controller.config import ConfigError, ControllerSettings, load_settings, register_options
 from controller.metrics import Metrics, start_http_server
-from controller.openflow.osken_guard import HandshakeGuard, close_connection, install_parse_guard
+from controller.openflow.osken_guard import (
+    HandshakeGuard,
+    close_connection,
+    install_parse_guard,
+    settle_listener,
+)
 from controller.openflow.session import use_raw_flow_stats
 
 log = logging.getLogger("osdn")
@@ -65,14 +63,7 @@ class OsdnController(app_manager.OSKenApp):
         use_raw_flow_stats()
         metrics = Metrics(REGISTRY)
         install_parse_guard(self.OFP_VERSIONS, metrics)
-        listen_host = ofp_listen_host(cfg.CONF, settings)
-        if listen_host is not None:
-            cfg.CONF.set_override("ofp_listen_host", listen_host)
-        log.info("OpenFlow listener on %s", cfg.CONF.ofp_listen_host)
-        warning = listener_warning(cfg.CONF.ofp_listen_host, bool(
-            cfg.CONF.ctl_privkey and cfg.CONF.ctl_cert and cfg.CONF.ca_certs))
-        if warning:
-            log.warning("%s", warning)
+        settle_listener(cfg.CONF, settings)
         start_http_server(settings.metrics_port, settings.metrics_address, REGISTRY)
         self.handshakes = HandshakeGuard(settings.handshake_timeout,
                                          settings.max_pending_handshakes, metrics)

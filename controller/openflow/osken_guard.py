@@ -16,6 +16,7 @@ send something os-ken's parser lacks, and dropping one message costs less than a
 
 `HandshakeGuard` closes connections that do not finish their handshake in time, and the
 oldest unfinished one when too many are pending (`controller.openflow.handshakes`).
+`settle_listener` applies the listen address default (`controller.config.ofp_listen_host`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from typing import Any
 
 from os_ken.controller.handler import DEAD_DISPATCHER
 from os_ken.ofproto import ofproto_parser
+from oslo_config import cfg
 
+from controller.config import ControllerSettings, listener_warning, ofp_listen_host
 from controller.metrics import Metrics
 from controller.openflow.guard import (
     BudgetExceeded,
@@ -40,7 +43,7 @@ from controller.openflow.guard import (
 from controller.openflow.handshakes import PendingHandshakes
 
 __all__ = ["HandshakeGuard", "close_connection", "describe_peer", "install_parse_guard",
-           "parse_checked"]
+           "parse_checked", "settle_listener"]
 
 log = logging.getLogger("osdn")
 SWEEP_INTERVAL = 0.5  # seconds between checks for handshakes past their time
@@ -153,3 +156,17 @@ class HandshakeGuard:
         log.warning("%s: %s; connection closed", describe_peer(datapath), why)
         self.metrics.count_refused(reason)
         close_connection(datapath)
+
+
+def settle_listener(conf: cfg.ConfigOpts, settings: ControllerSettings) -> None:
+    """Before os-ken's listener starts: 127.0.0.1 when `node` is set and os-ken's
+    ``ofp_listen_host`` was not given; log the address, and warn if other hosts can reach it
+    without TLS client certificates."""
+    host = ofp_listen_host(conf, settings)
+    if host is not None:
+        conf.set_override("ofp_listen_host", host)
+    log.info("OpenFlow listener on %s", conf.ofp_listen_host)
+    warning = listener_warning(conf.ofp_listen_host,
+                               bool(conf.ctl_privkey and conf.ctl_cert and conf.ca_certs))
+    if warning:
+        log.warning("%s", warning)

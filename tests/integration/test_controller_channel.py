@@ -31,6 +31,7 @@ from lab.harness import (
     free_port,
     reference_flows,
     wait_for_flows,
+    wait_until,
     write_atomic,
 )
 from lab.nodebridge import add_node_bridge
@@ -50,7 +51,7 @@ from tests.support.seed_node import (
 
 pytestmark = pytest.mark.ovs
 
-PROMPT = 3.0  # seconds from a pod's file and port to its flows (measured: about 0.2-0.5 s)
+PROMPT = 5.0  # seconds from a pod's file and port to its flows (measured: 0.03-0.35 s)
 LOCALHOST = "127.0.0.1"
 # The reproducers, sent before any handshake: each wedged the controller for good.
 HELLO_ZERO_ELEMENT = bytes.fromhex("04000010000000050001000000000000")
@@ -175,7 +176,8 @@ def test_idle_connections_are_bounded_and_timed_out(serve_node2) -> None:
                        reason="too_many_handshakes") + node.metric(
         "osdn_openflow_refused_connections_total", reason="handshake_timeout") == 200
     assert node.metric("osdn_openflow_pending_handshakes") == 0
-    assert open_files(pid) <= before + 2
+    wait_until(lambda: open_files(pid) <= before + 2, 5.0,
+               describe=lambda: f"{open_files(pid) - before} more open files than before")
     print(f"{held} files held at most; pod applied {node.assert_still_serving():.3f} s after")
 
 
@@ -303,6 +305,7 @@ def test_a_flood_of_zero_length_messages_is_held(serve_node2) -> None:
         while time.monotonic() < deadline and peer.send(zero):
             sent += 8192
         peer.close()
-    print(f"{sent} zero-length messages on {connections} connections in 3 s")
+    print(f"{sent * 8 // 2**20} MiB of zero-length messages written on {connections} "
+          "connections in 3 s")
     assert node.metric("osdn_openflow_refused_connections_total", reason="malformed") >= 1
     print(f"pod applied {node.assert_still_serving():.3f} s after")
