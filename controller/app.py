@@ -36,6 +36,7 @@ from controller.openflow.osken_guard import (
     HandshakeGuard,
     close_connection,
     install_parse_guard,
+    install_tls_handshake_timeout,
     settle_listener,
 )
 from controller.openflow.session import use_raw_flow_stats
@@ -64,6 +65,7 @@ class OsdnController(app_manager.OSKenApp):
         metrics = Metrics(REGISTRY)
         install_parse_guard(self.OFP_VERSIONS, metrics)
         settle_listener(cfg.CONF, settings)
+        install_tls_handshake_timeout(settings.handshake_timeout)
         start_http_server(settings.metrics_port, settings.metrics_address, REGISTRY)
         self.handshakes = HandshakeGuard(settings.handshake_timeout,
                                          settings.max_pending_handshakes, metrics)

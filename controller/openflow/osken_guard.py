@@ -17,16 +17,24 @@ send something os-ken's parser lacks, and dropping one message costs less than a
 `HandshakeGuard` closes connections that do not finish their handshake in time, and the
 oldest unfinished one when too many are pending (`controller.openflow.handshakes`).
 `settle_listener` applies the listen address default (`controller.config.ofp_listen_host`).
+
+A TLS listener negotiates TLS before os-ken creates its connection object, so a peer that
+opens a TCP connection to it and says nothing is invisible to the above.
+`install_tls_handshake_timeout` gives that negotiation the handshake timeout: os-ken's
+controller module looks its `StreamServer` class up by name when it starts listening, and the
+subclass put there only wraps the TLS connection handler (plain TCP is left as it is).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from os_ken.controller import controller as osken_controller
 from os_ken.controller.handler import DEAD_DISPATCHER
 from os_ken.ofproto import ofproto_parser
 from oslo_config import cfg
@@ -43,7 +51,7 @@ from controller.openflow.guard import (
 from controller.openflow.handshakes import PendingHandshakes
 
 __all__ = ["HandshakeGuard", "close_connection", "describe_peer", "install_parse_guard",
-           "parse_checked", "settle_listener"]
+           "install_tls_handshake_timeout", "parse_checked", "settle_listener"]
 
 log = logging.getLogger("osdn")
 SWEEP_INTERVAL = 0.5  # seconds between checks for handshakes past their time
@@ -170,3 +178,45 @@ def settle_listener(conf: cfg.ConfigOpts, settings: ControllerSettings) -> None:
                                bool(conf.ctl_privkey and conf.ctl_cert and conf.ca_certs))
     if warning:
         log.warning("%s", warning)
+
+
+_STREAM_SERVER_SSL_ARGS = ("ssl_ctx", "certfile", "keyfile", "cert_reqs", "ca_certs")
+
+
+def _tls_in_time(context: ssl.SSLContext, handle: Callable[[Any, Any], None],
+                 wrap_args: dict[str, Any], timeout: float) -> Callable[[Any, Any], None]:
+    """os-ken's TLS connection handler (wrap, then `handle(tls_socket, address)`), with the
+    TLS negotiation bounded by `timeout` seconds; a failed one is one warning line."""
+
+    def handle_in_time(sock: Any, address: Any) -> None:
+        tls = context.wrap_socket(sock, do_handshake_on_connect=False, **wrap_args)
+        tls.settimeout(timeout)
+        try:
+            tls.do_handshake()
+        except (TimeoutError, ssl.SSLError, OSError) as error:
+            log.warning("peer %s:%s: TLS negotiation failed: %s; connection closed",
+                        address[0], address[1], error or type(error).__name__)
+            tls.close()
+            return
+        handle(tls, address)  # os-ken's connection sets its own socket timeout
+
+    return handle_in_time
+
+
+def install_tls_handshake_timeout(timeout: float) -> None:
+    """Bound the TLS negotiation of each connection to os-ken's TLS listener by `timeout`
+    seconds (see the module docstring).  Installing again replaces the previous bound."""
+    base = getattr(osken_controller.StreamServer, "unguarded", osken_controller.StreamServer)
+
+    class TimedTlsStreamServer(base):  # type: ignore[misc, valid-type]
+        unguarded = base
+
+        def __init__(self, listen_info: Any, handle: Any = None, backlog: Any = None,
+                     spawn: str = "default", **ssl_args: Any) -> None:
+            super().__init__(listen_info, handle, backlog, spawn, **ssl_args)
+            if ssl_args:  # as os-ken's: what it does not take for the context goes to wrap
+                wrap_args = {"server_side": True, **{k: v for k, v in ssl_args.items()
+                                                     if k not in _STREAM_SERVER_SSL_ARGS}}
+                self.handle = _tls_in_time(ssl_args["ssl_ctx"], handle, wrap_args, timeout)
+
+    osken_controller.StreamServer = TimedTlsStreamServer

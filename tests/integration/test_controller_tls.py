@@ -48,7 +48,7 @@ from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, NO
 
 pytestmark = pytest.mark.ovs
 
-REFUSED = r"CERTIFICATE_VERIFY_FAILED"  # how os-ken's TLS listener logs a refused handshake
+REFUSED = r"CERTIFICATE_VERIFY_FAILED"  # how a refused TLS negotiation is logged
 LEAF_EXTENSIONS = """\
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
@@ -113,7 +113,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 def tls_controller(make: Callable[..., ControllerProcess], pki: Pki,
-                   tmp_path: Path, via_config_file: bool) -> ControllerProcess:
+                   tmp_path: Path, via_config_file: bool, **config: Any) -> ControllerProcess:
     """A controller listening with TLS only, on one port (the harness's
     --ofp-tcp-listen-port is then unused: os-ken serves TLS *instead of* TCP)."""
     port = free_port()
@@ -126,7 +126,8 @@ def tls_controller(make: Callable[..., ControllerProcess], pki: Pki,
     else:
         extra = [arg for key, value in options.items()
                  for arg in ("--" + key.replace("_", "-"), value)]
-    ctl = make({"topology": SEED, "watch": False}, port=port, extra_args=extra).start()
+    ctl = make({"topology": SEED, "watch": False, **config}, port=port,
+               extra_args=extra).start()
     wait_tls_listening(ctl, pki)
     return ctl
 
@@ -231,7 +232,7 @@ def test_switch_with_a_certificate_of_another_ca_is_refused(
     set_ssl(ovs, pki, "rogue-switch")
     attach_ssl(ovs, br, ctl.port)
     # OVS tries again at least every second (max_backoff=1000): several refused attempts,
-    # each logged by os-ken (an uncaught-exception traceback ending in this line).
+    # each logged ("peer ...: TLS negotiation failed: [SSL: CERTIFICATE_VERIFY_FAILED] ...").
     ctl.wait_for_log(REFUSED, count=refused + 3, timeout=20)
     assert normalized(ovs, br) == before, flow_diff(normalized(ovs, br), before)
     assert not ctl.log_lines(r"node2\.ocp\.cn.*connected|dpid 0x0*c0a86c70"), ctl.log_tail()
@@ -244,3 +245,27 @@ def test_switch_with_a_certificate_of_another_ca_is_refused(
     expected = reference_flows(SEED, NODE2, ref_ovs, NODE2_PORTS)
     wait_for_flows(ovs, br, expected, ctl, what="after the good certificate")
     ctl.wait_for_log(NODE2_SYNC)
+
+
+def test_idle_connections_to_the_tls_port_are_closed_after_the_handshake_timeout(
+        pki, make_controller, tmp_path) -> None:
+    """TLS is negotiated before os-ken creates a connection, so a peer that opens a TCP
+    connection and says nothing would hold it for good: the negotiation gets the handshake
+    timeout (issue 10), and a switch still gets through meanwhile."""
+    ctl = tls_controller(make_controller, pki, tmp_path, via_config_file=False,
+                         handshake_timeout=1.0)
+    assert ctl.pid is not None
+    files = Path(f"/proc/{ctl.pid}/fd")
+    before = len(list(files.iterdir()))
+    idle = [socket.create_connection(("127.0.0.1", ctl.port), timeout=5) for _ in range(50)]
+    tls_handshake(ctl.port, pki, "switch")  # served meanwhile
+    try:
+        for peer in idle:
+            peer.settimeout(5)
+            assert peer.recv(1) == b"", "the controller sent something to an idle peer"
+    finally:
+        for peer in idle:
+            peer.close()
+    wait_until(lambda: len(list(files.iterdir())) <= before + 2, 5.0,
+               describe=lambda: f"{len(list(files.iterdir())) - before} more open files")
+    assert len(ctl.log_lines(r"TLS negotiation failed: .*timed out")) >= 50, ctl.log_tail()
