@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from os_ken.controller import controller as osken_controller
 from os_ken.controller.handler import DEAD_DISPATCHER
 from os_ken.ofproto import ofproto_parser
 from oslo_config import cfg
@@ -206,6 +205,10 @@ def _tls_in_time(context: ssl.SSLContext, handle: Callable[[Any, Any], None],
 def install_tls_handshake_timeout(timeout: float) -> None:
     """Bound the TLS negotiation of each connection to os-ken's TLS listener by `timeout`
     seconds (see the module docstring).  Installing again replaces the previous bound."""
+    # imported here: os-ken's controller module, imported first, hits an import cycle of
+    # os-ken's own (controller -> app_manager -> controller); osken-manager imports it early
+    from os_ken.controller import controller as osken_controller
+
     base = getattr(osken_controller.StreamServer, "unguarded", osken_controller.StreamServer)
 
     class TimedTlsStreamServer(base):  # type: ignore[misc, valid-type]
