@@ -26,16 +26,16 @@ def cluster(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """How often each file is parsed (FileCache calls topology.load.filecache.parse_file on
-    a miss)."""
+    """How often each file is parsed (FileCache calls topology.load.filecache.parse_content
+    on a miss)."""
     counts: Counter[str] = Counter()
-    real_parse_file = topology.load.filecache.parse_file
+    real_parse_content = topology.load.filecache.parse_content
 
-    def counting(path: str) -> topology.load.ParsedFile:
+    def counting(path: str, content: bytes) -> topology.load.ParsedFile:
         counts[path] += 1
-        return real_parse_file(path)
+        return real_parse_content(path, content)
 
-    monkeypatch.setattr(topology.load.filecache, "parse_file", counting)
+    monkeypatch.setattr(topology.load.filecache, "parse_content", counting)
     return counts
 
 
