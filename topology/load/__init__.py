@@ -154,7 +154,8 @@ def load_topology(
         for file in parsed:
             issues += file.issues
         issues += _too_many_objects(parsed)
-        topology = _assemble(parsed, plugin, Checks(issues, complete))
+        where = ", ".join(os.fspath(path) for path in paths)
+        topology = _assemble(parsed, plugin, Checks(issues, complete, where))
     if issues or topology is None:
         raise TopologyError(sorted(issues, key=lambda issue: (issue.file, issue.line)))
     return topology

@@ -102,6 +102,7 @@ class _Loader(_BaseLoader):
         self._resolved: dict[str, str] = {}
         self.nodes = 0  # composed so far (aliases not counted: they compose nothing)
         self._next_check = DENSITY_CHECK_EVERY
+        self.document_end: Any = None  # the end mark of the last document composed
 
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is not ScalarNode or not implicit[0] or not _FAST_RESOLVE:
@@ -123,9 +124,25 @@ class _Loader(_BaseLoader):
         self.nodes += 1
         if self.nodes >= self._next_check:
             self._next_check += DENSITY_CHECK_EVERY
-            _check_node_count(self.nodes, parent, index)
+            _check_node_count(self.nodes, *self._position(parent, index))
         if _PATH_RESOLVERS:
             super().descend_resolver(parent, index)
+
+    def _position(self, parent: Node | None, index: Any) -> tuple[int, int]:
+        """(line, character offset) the composer has reached: the end of the node composed
+        just before (a key, the previous item, the previous document), else the start of
+        the parent."""
+        previous: Node | None = None
+        if isinstance(index, Node):  # a mapping value: its key is done
+            previous = index
+        elif parent is not None and parent.value and isinstance(parent.value, list):
+            last = parent.value[-1]
+            previous = last[1] if isinstance(last, tuple) else last
+        if previous is not None:
+            mark = previous.end_mark
+        else:
+            mark = parent.start_mark if parent is not None else self.document_end
+        return (int(mark.line) + 1, int(mark.index)) if mark is not None else (1, 0)
 
     # The composer calls this after every node; it only serves path resolvers.  Without any,
     # it is a C built-in that returns at once (a Python no-op would cost a tenth of the
@@ -134,31 +151,14 @@ class _Loader(_BaseLoader):
         ascend_resolver = cast(Any, staticmethod(tuple))  # () -> ignored ()
 
 
-def _check_node_count(nodes: int, parent: Node | None, index: Any) -> None:
+def _check_node_count(nodes: int, line: int, chars: int) -> None:
     if nodes > MAX_NODES_PER_FILE:
-        line, _ = _position(parent, index)
         raise LimitExceeded(line, f"more than {MAX_NODES_PER_FILE} YAML nodes in the file "
                                   "(MAX_NODES_PER_FILE)")
-    line, chars = _position(parent, index)
     if nodes > NODES_FREE + chars // MIN_CHARS_PER_NODE:
         raise LimitExceeded(line, f"{nodes} YAML nodes in the first {chars} characters: more "
                                   f"than {NODES_FREE} nodes need at least {MIN_CHARS_PER_NODE} "
                                   "characters each (NODES_FREE, MIN_CHARS_PER_NODE)")
-
-
-def _position(parent: Node | None, index: Any) -> tuple[int, int]:
-    """(line, character offset) the composer has reached: the end of the node composed just
-    before (a key's, or the previous item's), else the start of the parent."""
-    if parent is None:
-        return 0, 0
-    previous: Node | None = None
-    if isinstance(index, Node):  # a mapping value: its key is done
-        previous = index
-    elif parent.value and isinstance(parent.value, list):
-        last = parent.value[-1]
-        previous = last[1] if isinstance(last, tuple) else last
-    mark = previous.end_mark if previous is not None else parent.start_mark
-    return int(mark.line) + 1, int(mark.index)
 
 
 @dataclass(frozen=True)
@@ -347,6 +347,7 @@ def compose_documents(path: str, content: bytes) -> tuple[list[YamlDocument], li
             data = builder.build(node) if node is not None else None
             if node is not None:
                 alias_allowance = builder.slots_left
+                loader.document_end = node.end_mark
             issues += [Issue(path, line, message=message) for line, message in builder.problems]
             line = _line(node) if node is not None else 0
             documents.append(YamlDocument(data, line, tuple(builder.duplicates)))
