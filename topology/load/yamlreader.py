@@ -343,6 +343,8 @@ def compose_documents(path: str, content: bytes) -> tuple[list[YamlDocument], li
         while loader.check_node():
             composed_before = loader.nodes
             node = loader.get_node()
+            if loader.nodes > MAX_NODES_PER_FILE:  # past the last check inside the document
+                _check_node_count(loader.nodes, _line(node) if node is not None else 1, 0)
             builder = _DocumentBuilder(loader, loader.nodes - composed_before, alias_allowance)
             data = builder.build(node) if node is not None else None
             if node is not None:
