@@ -10,7 +10,9 @@ import os
 import threading
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,7 +89,7 @@ class FlowWatch:
         self._thread.join(10)
 
 
-def served_node(node_ovs: PrivateOvs, ref_ovs: PrivateOvs, make_controller,  # type: ignore[no-untyped-def]
+def served_node(node_ovs: PrivateOvs, ref_ovs: PrivateOvs, make_controller: Any,
                 cluster: Path, metrics_port: int) -> tuple[ControllerProcess, list[str]]:
     """node2's bridge served by a watching controller (the default watch_settle), in sync."""
     add_node_bridge(node_ovs, BRIDGE, NODE2_DPID, dict(NODE2_PORTS), host_ip=NODE2_IP,
@@ -104,6 +106,14 @@ def served_node(node_ovs: PrivateOvs, ref_ovs: PrivateOvs, make_controller,  # t
 
 def loads(port: int, outcome: str) -> float:
     return metric(port, "osdn_topology_loads_total", outcome=outcome)
+
+
+def rejected_since(port: int, errors: float) -> bool:
+    return loads(port, "error") > errors
+
+
+def never_rejected(what: str, ctl: ControllerProcess) -> str:
+    return f"{what}: never rejected\n" + ctl.log_tail()
 
 
 def test_a_file_rewritten_in_place_never_reaches_the_bridge_half_written(
@@ -179,8 +189,8 @@ def test_rejected_topologies_leave_the_bridge_and_the_next_valid_one_is_applied(
             path.write_bytes(content.encode("latin-1"))
         else:
             write_atomic(path, content)
-        wait_until(lambda e=errors: loads(port, "error") > e, 20, 0.1,  # type: ignore[misc]
-                   lambda w=what: f"{w}: never rejected\n" + ctl.log_tail())
+        wait_until(partial(rejected_since, port, errors), 20, 0.1,
+                   partial(never_rejected, what, ctl))
         assert located in ctl.log_text(), f"{what}:\n{ctl.log_tail()}"
         assert metric(port, "osdn_topology_load_error") == 1
         assert normalized(node_ovs, BRIDGE) == expected, what

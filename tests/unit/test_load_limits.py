@@ -11,7 +11,9 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -25,6 +27,7 @@ from topology.load import TopologyError, list_files, load_topology, parse_file
 from topology.load import limits as limits_module
 from topology.load.readfile import read_file
 
+T = TypeVar("T")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SEED = EXAMPLES / "seed-cluster"
 
@@ -47,7 +50,7 @@ def osdn_check(path: Path) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-def timed(fn, *args):  # type: ignore[no-untyped-def]
+def timed(fn: Callable[..., T], *args: object) -> tuple[T, float]:
     started = time.monotonic()
     result = fn(*args)
     return result, time.monotonic() - started
@@ -231,8 +234,12 @@ def test_a_file_over_the_size_limit_is_not_read(
         out.truncate(3 * 1024**3)  # 3 GiB, no blocks
     reads: list[int] = []
     real_read = os.read
-    monkeypatch.setattr(topology.load.readfile.os, "read",
-                        lambda fd, n: reads.append(n) or real_read(fd, n))
+
+    def read(descriptor: int, size: int) -> bytes:
+        reads.append(size)
+        return real_read(descriptor, size)
+
+    monkeypatch.setattr(topology.load.readfile.os, "read", read)
     assert [str(i) for i in parse_file(str(sparse)).issues] == [
         f"{sparse}: not read: larger than the limit of 1000 bytes (MAX_FILE_BYTES) "
         f"({3 * 1024**3})"]
@@ -281,8 +288,8 @@ def test_a_configmap_mount_is_read_as_kubernetes_lays_it_out(tmp_path: Path) -> 
     assert list_files([mount]).files == sorted(str(mount / name) for name in files)
     read = load_topology([mount], cache=None)  # no "duplicate object" problems
     seed = load_topology([SEED], cache=None)
-    assert [(p.namespace, p.name, p.origin.file) for p in read.pods] == [
-        (p.namespace, p.name, p.origin.file.replace(str(SEED), str(mount))) for p in seed.pods]
+    assert [(p.namespace, p.name, str(p.origin)) for p in read.pods] == [
+        (p.namespace, p.name, str(p.origin).replace(str(SEED), str(mount))) for p in seed.pods]
 
 
 # --- bad bytes -------------------------------------------------------------------------------

@@ -223,12 +223,9 @@ class _DocumentBuilder:
             self._sizes[id(value)] = size
         return size
 
-    def _enter(self, node: Node, slots: int) -> None:
-        self._open.append(id(node))
-        if len(self._open) > MAX_NESTING_DEPTH:
-            raise LimitExceeded(_line(node), f"nested deeper than {MAX_NESTING_DEPTH} "
-                                             "mappings and sequences (MAX_NESTING_DEPTH)")
-        self._use_slots(node, slots)
+    def _too_deep(self, node: Node) -> None:
+        raise LimitExceeded(_line(node), f"nested deeper than {MAX_NESTING_DEPTH} mappings "
+                                         "and sequences (MAX_NESTING_DEPTH)")
 
     def _use_slots(self, node: Node, slots: int) -> None:
         self.slots_left -= slots
@@ -257,7 +254,12 @@ class _DocumentBuilder:
     def _mapping(self, node: Node) -> YamlMap:
         mapping = YamlMap(_line(node))
         self._built[id(node)] = mapping
-        self._enter(node, 2 * len(node.value))
+        self._open.append(id(node))
+        if len(self._open) > MAX_NESTING_DEPTH:
+            self._too_deep(node)
+        self.slots_left -= 2 * len(node.value)
+        if self.slots_left < 0:
+            self._use_slots(node, 0)  # reports
         key_lines = mapping.key_lines
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1  # _line(), inlined: this loop is the hot one
@@ -279,7 +281,12 @@ class _DocumentBuilder:
     def _sequence(self, node: Node) -> YamlList:
         sequence = YamlList(_line(node))
         self._built[id(node)] = sequence
-        self._enter(node, len(node.value))
+        self._open.append(id(node))
+        if len(self._open) > MAX_NESTING_DEPTH:
+            self._too_deep(node)
+        self.slots_left -= len(node.value)
+        if self.slots_left < 0:
+            self._use_slots(node, 0)  # reports
         lines = sequence.item_lines
         for item in node.value:
             lines.append(item.start_mark.line + 1)
