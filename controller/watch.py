@@ -46,6 +46,9 @@ EMPTIED_SETTLE_FACTOR = 10
 """A file emptied since the last load waits this many times `settle` before it is loaded."""
 
 
+_CLOCK_SLACK = 0.001  # seconds: settled this close to due is settled (rounding, clock steps)
+
+
 @dataclass(frozen=True)
 class WatchResult:
     """A load after a change: the topology, or None and every issue (as TopologyError's)."""
@@ -125,7 +128,7 @@ class TopologyWatcher:
         None when no change is waiting."""
         if self._due_at is None:
             return None
-        return max(0.0, self._due_at - self._clock())
+        return max(_CLOCK_SLACK, self._due_at - self._clock())
 
     def _settled(self, current: Snapshot) -> bool:
         now = self._clock()
@@ -133,7 +136,7 @@ class TopologyWatcher:
             self._pending, self._pending_since = current, now
         required = self.settle * (EMPTIED_SETTLE_FACTOR if self._emptied(current) else 1)
         stable_for = max(now - self._pending_since, self._age_of_changes(current))
-        if stable_for >= required:
+        if stable_for >= required - _CLOCK_SLACK:
             return True
         self._due_at = now + required - stable_for
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -9,12 +10,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 import controller.watch
 import topology.load
 import topology.load.filecache
+from controller.agent import NodeAgent
+from controller.config import ControllerSettings
+from controller.metrics import Metrics
 from controller.watch import TopologyWatcher
 from tests.support.configmap import configmap_mount
+from tests.support.fakeswitch import Tasks, fake_runtime
 from topology.load import FileCache
 from topology.model import Plugin
 
@@ -319,3 +325,36 @@ def test_a_configmap_update_is_seen_through_the_swapped_data_symlink(tmp_path: P
     assert str(mount / "pods.yaml") in updated.changed_files
     assert any(("app", "wab") in pod.labels for pod in updated.topology.pods)
     assert not [path for path in updated.changed_files if "/.." in path]
+
+
+class StopWatching(Exception):
+    pass
+
+
+def test_the_agent_polls_again_when_a_change_is_due_not_a_whole_interval_later(
+        cluster: Path) -> None:
+    clock = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if len(slept) > 1 and slept[-1] == 1.0 or len(slept) == 10:
+            raise StopWatching
+        slept.append(seconds)
+        clock[0] += seconds
+        if len(slept) == 1:  # a change lands during the first interval
+            pods = cluster / "pods.yaml"
+            pods.write_text(pods.read_text().replace("app: web\n", "app: website\n"))
+
+    runtime = dataclasses.replace(fake_runtime(Tasks(), clock=lambda: clock[0]), sleep=sleep)
+    settings = ControllerSettings((str(cluster),), dns="off", watch_interval=1.0,
+                                  watch_settle=0.3)
+    agent = NodeAgent(settings, Metrics(CollectorRegistry()), runtime)
+    agent._load_topology()
+    with pytest.raises(StopWatching):
+        agent.watch_loop()
+    # Then only until the change is due (the fake clock moves, file times do not: a second
+    # short sleep may follow), then the interval again.
+    assert slept[0] == 1.0 and slept[-1] == 1.0 and 2 <= len(slept) - 1 <= 3, slept
+    assert sum(slept[1:-1]) == pytest.approx(0.3, abs=0.05), slept
+    assert agent.topology is not None
+    assert any(("app", "website") in pod.labels for pod in agent.topology.pods)
