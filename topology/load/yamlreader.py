@@ -173,8 +173,10 @@ class _DocumentBuilder:
     """Turns one composed document into YamlMap/YamlList/scalars.
 
     Faster than PyYAML's constructor (no generators, no per-node bookkeeping) and it records
-    lines.  Aliases are built once and shared; that also keeps "billion laughs" documents small
-    and lets a recursive alias end instead of looping.
+    lines.  Aliases are built once and shared, so memory stays small; but every later stage
+    walks an alias as often as it is named, so what aliases add, counted as the subtrees they
+    repeat, is limited (`MAX_ALIAS_NODES`), and an alias inside the node it names is refused.
+    Nesting is limited here too (`MAX_NESTING_DEPTH`), before this recursion could be deep.
     """
 
     def __init__(self, loader: _Loader, composed: int, alias_allowance: int) -> None:
