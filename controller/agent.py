@@ -121,7 +121,8 @@ class NodeAgent:
         self.runtime = runtime
         self.resolver = settings.make_resolver()  # one, so its TTL cache lives on
         plugin = PLUGIN_NAMES[settings.plugin] if settings.plugin else None
-        self.watcher = TopologyWatcher(list(settings.topology), plugin)
+        self.watcher = TopologyWatcher(list(settings.topology), plugin,
+                                       settle=settings.watch_settle, clock=runtime.clock)
         self.topology: Topology | None = None
         self.bridges: dict[int, Bridge] = {}  # by datapath id
         self.unserved: dict[int, Switch] = {}  # connected bridges no HostSubnet claims (yet)
@@ -168,7 +169,9 @@ class NodeAgent:
 
     def watch_loop(self) -> None:
         while True:
-            self.runtime.sleep(self.settings.watch_interval)
+            settling = self.watcher.due_in()  # a change seen, waiting to be stable
+            interval = self.settings.watch_interval
+            self.runtime.sleep(interval if settling is None else min(interval, settling))
             self.check_topology()
 
     def check_topology(self) -> None:

@@ -85,6 +85,7 @@ class ControllerSettings:
     metrics_address: str = "127.0.0.1"
     watch: bool = True
     watch_interval: float = 1.0  # seconds between polls of the topology files
+    watch_settle: float = 0.3  # seconds a change must be stable before it is read
     dns: str = "system"  # "system" or "off"
     plugin: str | None = None  # subnet|multitenant|networkpolicy overrides pluginName
     handshake_timeout: float = 5.0  # seconds a connection may take for HELLO + features
@@ -130,6 +131,16 @@ def _positive_seconds(text: str) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise _Invalid("must be a number of seconds > 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise _Invalid("must be a number of seconds >= 0")
     return value
 
 
@@ -191,6 +202,10 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("watch", "true", _boolean, "Reload the topology when its files change."),
     _Option("watch_interval", "1.0", _positive_seconds,
             "Seconds between checks of the topology files for changes (> 0)."),
+    _Option("watch_settle", "0.3", _seconds,
+            "Seconds a changed topology file must stay unchanged before it is read (>= 0; "
+            "a file emptied since the last load, ten times as long), so that a file being "
+            "rewritten in place is not applied half-written."),
     _Option("dns", "system", _one_of("system", "off"),
             "Resolve EgressNetworkPolicy dnsNames with the system's DNS (system) or not (off)."),
     _Option("handshake_timeout", "5.0", _positive_seconds,

@@ -173,7 +173,8 @@ def test_list_files_names_what_a_load_reads(tmp_path: Path) -> None:
     single = write(tmp_path, "single.txt", CLUSTER)  # a file named as given is read
     listing = list_files([tmp_path / "d", str(single), tmp_path / "nope"])
     assert listing == FileList(
-        [f"{tmp_path}/d/a/c.yaml", f"{tmp_path}/d/b.yml", str(single)], [f"{tmp_path}/nope"]
+        [f"{tmp_path}/d/a/c.yaml", f"{tmp_path}/d/b.yml", str(single)], [f"{tmp_path}/nope"],
+        []
     )
 
 def test_multi_document_streams_lists_and_empty_documents(tmp_path: Path) -> None:

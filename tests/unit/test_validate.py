@@ -573,7 +573,8 @@ def test_plugin_override_makes_an_unknown_plugin_name_irrelevant(tmp_path: Path)
 
 
 def test_missing_cluster_network(tmp_path: Path) -> None:
-    assert problems(tmp_path, clusternetwork=None) == ["no ClusterNetwork (exactly one is needed)"]
+    assert problems(tmp_path, clusternetwork=None) == [
+        f"{tmp_path}: no ClusterNetwork (exactly one is needed)"]
 
 
 def test_second_cluster_network(tmp_path: Path) -> None:

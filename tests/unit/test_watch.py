@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 import controller.watch
 import topology.load
 import topology.load.filecache
+from controller.agent import NodeAgent
+from controller.config import ControllerSettings
+from controller.metrics import Metrics
 from controller.watch import TopologyWatcher
+from tests.support.configmap import configmap_mount
+from tests.support.fakeswitch import Tasks, fake_runtime
 from topology.load import FileCache
 from topology.model import Plugin
 
@@ -26,16 +34,16 @@ def cluster(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """How often each file is parsed (FileCache calls topology.load.filecache.parse_file on
-    a miss)."""
+    """How often each file is parsed (FileCache calls topology.load.filecache.parse_content
+    on a miss)."""
     counts: Counter[str] = Counter()
-    real_parse_file = topology.load.filecache.parse_file
+    real_parse_content = topology.load.filecache.parse_content
 
-    def counting(path: str) -> topology.load.ParsedFile:
+    def counting(path: str, content: bytes) -> topology.load.ParsedFile:
         counts[path] += 1
-        return real_parse_file(path)
+        return real_parse_content(path, content)
 
-    monkeypatch.setattr(topology.load.filecache, "parse_file", counting)
+    monkeypatch.setattr(topology.load.filecache, "parse_content", counting)
     return counts
 
 
@@ -172,3 +180,181 @@ def test_single_files_and_the_plugin_override(cluster: Path) -> None:
 
 def test_watchers_do_not_share_a_cache(cluster: Path) -> None:
     assert TopologyWatcher([cluster]).cache is not TopologyWatcher([cluster]).cache
+
+
+# --- issue 10: changes that settle, stamps that cannot be put back, ConfigMap mounts ----------
+
+
+class Clocks:
+    """The watcher's monotonic clock and wall clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.wall = time.time()
+
+    def advance(self, seconds: float, wall: bool = True) -> None:
+        self.now += seconds
+        if wall:
+            self.wall += seconds
+
+
+def settling_watcher(cluster: Path, clocks: Clocks, settle: float = 0.3) -> TopologyWatcher:
+    watcher = TopologyWatcher([cluster], settle=settle, clock=lambda: clocks.now,
+                              wall_clock=lambda: clocks.wall)
+    assert watcher.poll() is not None  # the first poll loads at once
+    return watcher
+
+
+def test_a_change_is_loaded_once_it_has_been_stable_for_the_settle_time(cluster: Path) -> None:
+    clocks = Clocks()
+    watcher = settling_watcher(cluster, clocks)
+    pods = cluster / "pods.yaml"
+    pods.write_text(pods.read_text().replace("app: web\n", "app: website\n"))
+    clocks.wall = time.time()  # the file's ctime is now
+    assert watcher.poll() is None
+    assert watcher.due_in() == pytest.approx(0.3, abs=0.05)
+    clocks.advance(0.2)
+    assert watcher.poll() is None and watcher.due_in() == pytest.approx(0.1, abs=0.05)
+    clocks.advance(0.11)
+    result = watcher.poll()
+    assert result is not None and result.ok and result.changed_files == [str(pods)]
+    assert watcher.due_in() is None and watcher.poll() is None
+
+
+def test_a_change_older_than_the_settle_time_is_loaded_at_once(cluster: Path) -> None:
+    clocks = Clocks()
+    watcher = settling_watcher(cluster, clocks)
+    pods = cluster / "pods.yaml"
+    pods.write_text(pods.read_text().replace("app: web\n", "app: website\n"))
+    clocks.wall = time.time() + 0.5  # written half a second before this poll (ctime)
+    result = watcher.poll()
+    assert result is not None and result.ok
+
+
+def test_a_file_rewritten_within_the_settle_time_is_loaded_once_whole(cluster: Path) -> None:
+    clocks = Clocks()
+    watcher = settling_watcher(cluster, clocks)
+    pods = cluster / "pods.yaml"
+    whole = pods.read_text()
+    with open(pods, "w") as out:  # truncate, write half, pause, write the rest
+        out.write(whole[: len(whole) // 2])
+        out.flush()
+        clocks.wall = time.time()
+        assert watcher.poll() is None
+        clocks.advance(0.2)
+        assert watcher.poll() is None
+        out.write(whole[len(whole) // 2:])
+    clocks.wall = time.time()
+    assert watcher.poll() is None  # changed again: settling starts over
+    clocks.advance(0.31)
+    result = watcher.poll()
+    assert result is not None and result.ok and result.issues == []
+
+
+def test_a_file_emptied_must_stay_empty_ten_times_as_long(cluster: Path) -> None:
+    clocks = Clocks()
+    watcher = settling_watcher(cluster, clocks)
+    pods = cluster / "pods.yaml"
+    whole = pods.read_text()
+    pods.write_text("")  # truncated, its new content not written yet
+    clocks.wall = time.time()
+    assert watcher.poll() is None
+    assert watcher.due_in() == pytest.approx(10 * 0.3, abs=0.05)
+    clocks.advance(1.0)
+    assert watcher.poll() is None  # 1 s empty: still held
+    pods.write_text(whole)  # the rewrite comes
+    clocks.wall = time.time()
+    assert watcher.poll() is None and watcher.due_in() == pytest.approx(0.3, abs=0.05)
+    clocks.advance(0.31, wall=False)
+    result = watcher.poll()
+    assert result is not None and result.ok and len(result.topology.pods) > 0  # type: ignore[union-attr]
+    # Emptied on purpose: loaded after ten times the settle time.
+    pods.write_text("")
+    clocks.wall = time.time()
+    assert watcher.poll() is None
+    clocks.advance(3.01)
+    emptied = watcher.poll()
+    assert emptied is not None and emptied.ok and emptied.topology is not None
+    assert emptied.topology.pods == ()
+
+
+def test_a_same_size_edit_with_its_mtime_put_back_is_seen(cluster: Path) -> None:
+    watcher = TopologyWatcher([cluster])
+    watcher.poll()
+    pods = cluster / "pods.yaml"
+    before = pods.stat()
+    text = pods.read_text()
+    assert "app: web\n" in text
+    pods.write_text(text.replace("app: web\n", "app: wab\n"))  # same size
+    os.utime(pods, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old mtime
+    assert (pods.stat().st_size, pods.stat().st_mtime_ns) == (before.st_size,
+                                                              before.st_mtime_ns)
+    result = watcher.poll()
+    assert result is not None and result.ok and result.topology is not None
+    assert any(("app", "wab") in pod.labels for pod in result.topology.pods)
+
+
+def test_a_touched_file_is_read_but_not_parsed_again(
+        cluster: Path, parses: Counter[str]) -> None:
+    watcher = TopologyWatcher([cluster])
+    watcher.poll()
+    parses.clear()
+    pods = cluster / "pods.yaml"
+    os.utime(pods)
+    result = watcher.poll()
+    assert result is not None and result.ok and result.changed_files == [str(pods)]
+    assert not parses  # same content hash: the cached parse is reused
+
+
+def test_a_configmap_update_is_seen_through_the_swapped_data_symlink(tmp_path: Path) -> None:
+    files = {path.name: path.read_bytes() for path in SEED.glob("*.yaml")}
+    mount = tmp_path / "mount"
+    configmap_mount(mount, files, "2026_12_05_10_00_00.000000001")
+    watcher = TopologyWatcher([mount])
+    first = watcher.poll()
+    assert first is not None and first.ok and first.issues == []
+    assert first.changed_files == sorted(str(mount / name) for name in files)
+    assert watcher.poll() is None
+    pods = files["pods.yaml"].replace(b"app: web\n", b"app: wab\n")  # same size
+    configmap_mount(mount, {**files, "pods.yaml": pods}, "2026_12_05_10_01_00.000000002")
+    stamp = os.stat(mount / "..data" / "pods.yaml")
+    old_mtime = os.stat(SEED / "pods.yaml").st_mtime_ns
+    os.utime(mount / "..data" / "pods.yaml", ns=(stamp.st_atime_ns, old_mtime))
+    updated = watcher.poll()
+    assert updated is not None and updated.ok and updated.topology is not None
+    assert str(mount / "pods.yaml") in updated.changed_files
+    assert any(("app", "wab") in pod.labels for pod in updated.topology.pods)
+    assert not [path for path in updated.changed_files if "/.." in path]
+
+
+class StopWatching(Exception):
+    pass
+
+
+def test_the_agent_polls_again_when_a_change_is_due_not_a_whole_interval_later(
+        cluster: Path) -> None:
+    clock = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if len(slept) > 1 and slept[-1] == 1.0 or len(slept) == 10:
+            raise StopWatching
+        slept.append(seconds)
+        clock[0] += seconds
+        if len(slept) == 1:  # a change lands during the first interval
+            pods = cluster / "pods.yaml"
+            pods.write_text(pods.read_text().replace("app: web\n", "app: website\n"))
+
+    runtime = dataclasses.replace(fake_runtime(Tasks(), clock=lambda: clock[0]), sleep=sleep)
+    settings = ControllerSettings((str(cluster),), dns="off", watch_interval=1.0,
+                                  watch_settle=0.3)
+    agent = NodeAgent(settings, Metrics(CollectorRegistry()), runtime)
+    agent._load_topology()
+    with pytest.raises(StopWatching):
+        agent.watch_loop()
+    # Then only until the change is due (the fake clock moves, file times do not: a second
+    # short sleep may follow), then the interval again.
+    assert slept[0] == 1.0 and slept[-1] == 1.0 and 2 <= len(slept) - 1 <= 3, slept
+    assert sum(slept[1:-1]) == pytest.approx(0.3, abs=0.05), slept
+    assert agent.topology is not None
+    assert any(("app", "website") in pod.labels for pod in agent.topology.pods)

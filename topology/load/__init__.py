@@ -22,11 +22,16 @@ The way through, each stage reporting into one list of `Issue`s (`issues`):
    file and line.  Invalid input never yields a Topology.
 
 Which files: `list_files`, the one listing both `load_topology` and a file watcher use.
+Directories are read as Kubernetes mounts a ConfigMap: entries whose names start with ``..``
+(the ``..data`` symlink and the timestamped directory it points to) are the mount's
+implementation and are skipped; the top-level symlinks into ``..data`` are the content.  Only
+regular files are read (`readfile`), within the limits of `limits`.
 
-Caching: `FileCache` maps a path to its `ParsedFile`, reused while ``(mtime_ns, size)`` is
-unchanged.  `load_topology` uses the module-level `DEFAULT_CACHE` unless given another one
-(or ``cache=None``), so a file watcher that calls it again after each change re-reads only the
-files that changed; the cross-object checks are always re-run.
+Caching: `FileCache` maps a path to its `ParsedFile`, reused while its stamp (device, inode,
+size, mtime, ctime) or else its content hash is unchanged.  `load_topology` uses the
+module-level `DEFAULT_CACHE` unless given another one (or ``cache=None``), so a file watcher
+that calls it again after each change re-reads only the files that changed; the cross-object
+checks are always re-run.
 
 Defaults and conventions, where the API leaves a choice:
 
@@ -57,6 +62,7 @@ from topology.load.checks import (
 from topology.load.filecache import DEFAULT_CACHE, FileCache
 from topology.load.issues import Issue, TopologyError
 from topology.load.kinds import ParsedObject
+from topology.load.limits import MAX_OBJECTS_TOTAL
 from topology.load.parsefile import ParsedFile, parse_file
 from topology.load.resolve import (
     egress_ip_warnings,
@@ -84,35 +90,47 @@ __all__ = [
 
 PathArg = str | os.PathLike[str]
 YAML_SUFFIXES = (".yaml", ".yml")
+MOUNT_INTERNALS = ".."  # prefix of a ConfigMap mount's ..data and ..<timestamp> entries
 
 
 class FileList(NamedTuple):
-    """The files a load reads, and the given paths that do not exist."""
+    """The files a load reads, the given paths that do not exist, and the directories that
+    could not be listed."""
 
     files: list[str]  # in the order they are read
     missing: list[str]
+    unreadable: list[Issue]  # one per directory that could not be listed
 
 
 def list_files(paths: Sequence[PathArg]) -> FileList:
     """The files `load_topology` reads for `paths`: a file as given; a directory as its
-    *.yaml/*.yml files, recursively, sorted.  A path that does not exist is in `missing`
-    (`load_topology` reports it as an issue).  A watcher that stats exactly these files sees
-    every change a load would see."""
-    listing = FileList([], [])
+    *.yaml/*.yml files, recursively, sorted, without the entries starting with ``..``
+    (`MOUNT_INTERNALS`).  A path that does not exist is in `missing`, a directory that cannot
+    be listed in `unreadable` (`load_topology` reports both as issues).  A watcher that stats
+    exactly these files sees every change a load would see."""
+    listing = FileList([], [], [])
     for given in paths:
         path = os.fspath(given)
         if os.path.isdir(path):
-            listing.files.extend(sorted(
-                os.path.join(directory, name)
-                for directory, _, names in os.walk(path)
-                for name in names
-                if name.endswith(YAML_SUFFIXES)
-            ))  # fmt: skip
-        elif os.path.exists(path):
-            listing.files.append(path)
+            listing.files.extend(sorted(_yaml_files_under(path, listing.unreadable)))
+        elif os.path.lexists(path):
+            listing.files.append(path)  # even a dangling symlink: reading it says why not
         else:
             listing.missing.append(path)
     return listing
+
+
+def _yaml_files_under(top: str, unreadable: list[Issue]) -> list[str]:
+    def cannot_list(error: OSError) -> None:
+        where = error.filename or top
+        unreadable.append(Issue(where, 0, message=f"cannot read directory: {error.strerror}"))
+
+    found = []
+    for directory, subdirectories, names in os.walk(top, onerror=cannot_list):
+        subdirectories[:] = [d for d in subdirectories if not d.startswith(MOUNT_INTERNALS)]
+        found += [os.path.join(directory, name) for name in names
+                  if name.endswith(YAML_SUFFIXES) and not name.startswith(MOUNT_INTERNALS)]
+    return found
 
 
 def load_topology(
@@ -128,16 +146,31 @@ def load_topology(
     if isinstance(paths, (str, os.PathLike)):  # a lone path, not a sequence of characters
         paths = [paths]
     with gc_paused():
-        files, missing = list_files(paths)
+        files, missing, unreadable = list_files(paths)
         issues = [Issue(path, 0, message="no such file or directory") for path in missing]
+        issues += unreadable
         parsed = [parse_file(path) if cache is None else cache.parsed(path) for path in files]
         complete = not issues and all(file.complete for file in parsed)
         for file in parsed:
             issues += file.issues
-        topology = _assemble(parsed, plugin, Checks(issues, complete))
+        issues += _too_many_objects(parsed)
+        where = ", ".join(os.fspath(path) for path in paths)
+        topology = _assemble(parsed, plugin, Checks(issues, complete, where))
     if issues or topology is None:
         raise TopologyError(sorted(issues, key=lambda issue: (issue.file, issue.line)))
     return topology
+
+
+def _too_many_objects(files: Sequence[ParsedFile]) -> list[Issue]:
+    """The object past MAX_OBJECTS_TOTAL, if there is one."""
+    counted = 0
+    for file in files:
+        if counted + len(file.objects) > MAX_OBJECTS_TOTAL:
+            past = file.objects[MAX_OBJECTS_TOTAL - counted]
+            return [Issue(past.origin.file, past.origin.line, past.identity, message=f"more than "
+                          f"{MAX_OBJECTS_TOTAL} objects in all files (MAX_OBJECTS_TOTAL)")]
+        counted += len(file.objects)
+    return []
 
 
 def _assemble(

@@ -33,8 +33,9 @@ ANNOTATIONS: tuple[Key, ...] = ("metadata", "annotations")
 class Checks:
     """The cross-object stage: where its issues go, and whether the input was read whole."""
 
-    def __init__(self, issues: list[Issue], complete: bool) -> None:
+    def __init__(self, issues: list[Issue], complete: bool, paths_read: str = "") -> None:
         self.issues = issues
+        self.paths_read = paths_read  # for a problem of the whole input
         # When part of the input could not be read, a "missing" object may just be unread:
         # checks for absent objects are skipped rather than reported wrongly.
         self.complete = complete
@@ -124,7 +125,8 @@ def cluster_network(
     found = objects.of("ClusterNetwork")
     if not found:
         if checks.complete:
-            checks.issues.append(Issue("", 0, message="no ClusterNetwork (exactly one is needed)"))
+            message = "no ClusterNetwork (exactly one is needed)"
+            checks.issues.append(Issue(checks.paths_read, 0, message=message))
         return None
     for extra in found[1:]:
         message = f"a second ClusterNetwork (first at {found[0].origin}); exactly one is allowed"

@@ -27,8 +27,15 @@ class Issue:
         return f"{text} ({_show(self.value)})" if self.value is not None else text
 
 
+_SHOWN_INT_BITS = 256  # larger integers are shown by size (Python will not print > 4,300 digits)
+
+
 def _show(value: object) -> str:
-    return json.dumps(value) if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= 200 else value[:200] + "...")
+    if isinstance(value, int) and value.bit_length() > _SHOWN_INT_BITS:
+        return f"an integer of {value.bit_length()} bits"
+    return str(value)
 
 
 class TopologyError(OsdnError):

@@ -31,7 +31,8 @@ from topology.load.converters import (
     vnid_text,
 )
 from topology.load.fields import Fields, present
-from topology.load.yamlreader import YamlMap
+from topology.load.limits import MAX_POLICY_PEERS
+from topology.load.yamlreader import YamlList, YamlMap
 from topology.model import (
     ANNOTATION_CHANGE_NETWORK,
     ANNOTATION_DATAPATH_ID,
@@ -367,7 +368,7 @@ def _protocol(fields: Fields) -> str | None:
 
 def _parse_network_policy(obj: Fields, meta: Meta) -> NetworkPolicy | None:
     spec = obj.mapping("spec", required=True)
-    if spec is None:
+    if spec is None or _too_many_peers(spec):
         return None
     pod_selector = _label_selector(spec.mapping("podSelector", required=True))
     ingress = tuple(present(_ingress_rule(rule) for rule in spec.mappings("ingress")))
@@ -377,6 +378,20 @@ def _parse_network_policy(obj: Fields, meta: Meta) -> NetworkPolicy | None:
     return NetworkPolicy(
         meta.namespace, meta.name, meta.uid, pod_selector, ingress, policy_types, meta.origin
     )
+
+
+def _too_many_peers(spec: Fields) -> bool:
+    """More (rule, peer) pairs than MAX_POLICY_PEERS: reported, and the rules not read."""
+    rules = spec.node.get("ingress") if isinstance(spec.node, YamlMap) else None
+    if not isinstance(rules, YamlList):
+        return False
+    pairs = sum(len(peers) for rule in rules if isinstance(rule, YamlMap)
+                and isinstance(peers := rule.get("from"), YamlList))
+    if pairs <= MAX_POLICY_PEERS:
+        return False
+    spec.report("ingress", f"more than {MAX_POLICY_PEERS} (rule, peer) pairs "
+                           "(MAX_POLICY_PEERS)", pairs)
+    return True
 
 
 def _policy_types(spec: Fields) -> tuple[str, ...]:

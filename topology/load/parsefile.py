@@ -14,7 +14,16 @@ from topology.load.fields import Fields, Reporter, join_path, type_name
 from topology.load.issues import Issue
 from topology.load.kinds import KINDS, ParsedObject, raw_identity, read_meta
 from topology.load.leanpod import lean_pod
-from topology.load.yamlreader import Container, Key, YamlDocument, YamlList, YamlMap, read_documents
+from topology.load.limits import MAX_OBJECTS_PER_FILE
+from topology.load.yamlreader import (
+    Container,
+    Key,
+    YamlDocument,
+    YamlList,
+    YamlMap,
+    compose_documents,
+    read_documents,
+)
 from topology.model import Origin
 
 
@@ -29,14 +38,31 @@ class ParsedFile:
 
 
 def parse_file(path: str) -> ParsedFile:
-    documents, issues, complete = read_documents(path)
+    return _parsed(path, *read_documents(path))
+
+
+def parse_content(path: str, content: bytes) -> ParsedFile:
+    """`parse_file` for the bytes already read from `path`."""
+    return _parsed(path, *compose_documents(path, content))
+
+
+def _parsed(
+    path: str, documents: list[YamlDocument], issues: list[Issue], complete: bool
+) -> ParsedFile:
     objects: list[ParsedObject] = []
     ignored: list[str] = []
+    count = 0
     for document in documents:
         issues += _duplicate_key_issues(path, document)
         if document.data is None:  # an empty document, e.g. after a trailing "---"
             continue
         for raw in _unpacked(path, document.data, document.line, issues):
+            count += 1
+            if count > MAX_OBJECTS_PER_FILE:
+                issues.append(Issue(path, raw.line, message=f"more than {MAX_OBJECTS_PER_FILE} "
+                                                            "objects in the file "
+                                                            "(MAX_OBJECTS_PER_FILE)"))
+                return ParsedFile(tuple(objects), tuple(ignored), tuple(issues), False)
             _parse_object(path, raw, objects, ignored, issues)
     return ParsedFile(tuple(objects), tuple(ignored), tuple(issues), complete)
 

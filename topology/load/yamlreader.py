@@ -3,11 +3,14 @@
 libyaml parses and composes; `_DocumentBuilder` builds the composed nodes into `YamlMap` /
 `YamlList` (which remember lines) and scalars.  Syntax errors, duplicate keys, unsupported
 tags and merge keys become issues; a syntax error ends the file.
+
+The limits of `limits` are enforced here, each ending the file with a located issue: the
+number and density of nodes while libyaml composes (its ``descend_resolver`` hook is called
+for every node), nesting and alias expansion while building.
 """
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -15,6 +18,15 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from topology.load.issues import Issue
+from topology.load.limits import (
+    DENSITY_CHECK_EVERY,
+    MAX_ALIAS_NODES,
+    MAX_NESTING_DEPTH,
+    MAX_NODES_PER_FILE,
+    MIN_CHARS_PER_NODE,
+    NODES_FREE,
+)
+from topology.load.readfile import read_file
 
 try:
     from yaml import CSafeLoader as _BaseLoader
@@ -65,6 +77,16 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _IMPLICIT_FIRST_CHARS = frozenset(k for k in _BaseLoader.yaml_implicit_resolvers if k)
 _FAST_RESOLVE = None not in _BaseLoader.yaml_implicit_resolvers  # no wildcard resolvers
 _RESOLVED_CACHE_SIZE = 10_000  # keys and common values repeat; names and IPs do not
+_PATH_RESOLVERS = bool(_BaseLoader.yaml_path_resolvers)
+
+
+class LimitExceeded(Exception):
+    """A limit of `limits` was passed at `line`; ends the file."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
 
 
 class _Loader(_BaseLoader):
@@ -78,6 +100,9 @@ class _Loader(_BaseLoader):
     def __init__(self, stream: bytes) -> None:
         super().__init__(stream)
         self._resolved: dict[str, str] = {}
+        self.nodes = 0  # composed so far (aliases not counted: they compose nothing)
+        self._next_check = DENSITY_CHECK_EVERY
+        self.document_end: Any = None  # the end mark of the last document composed
 
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is not ScalarNode or not implicit[0] or not _FAST_RESOLVE:
@@ -92,13 +117,48 @@ class _Loader(_BaseLoader):
                 self._resolved[value] = tag
         return tag
 
-    # The composer calls these around every node (millions of times for a large cluster);
-    # they only serve path resolvers.  Without any, they are C built-ins that do nothing
-    # useful and return at once (a Python no-op costs a sixth of the composing time).  With
-    # path resolvers registered on PyYAML's loader, PyYAML's own methods stay.
-    if _FAST_RESOLVE and not _BaseLoader.yaml_path_resolvers:
-        descend_resolver = cast(Any, staticmethod(operator.is_))  # (node, index) -> ignored
+    def descend_resolver(self, parent: Node | None, index: Any) -> None:
+        """Called by the composer before every node it composes: counts them, and every
+        `DENSITY_CHECK_EVERY` nodes checks the node limits (this costs about 3% of the
+        composing time; a check each time would cost a sixth)."""
+        self.nodes += 1
+        if self.nodes >= self._next_check:
+            self._next_check += DENSITY_CHECK_EVERY
+            _check_node_count(self.nodes, *self._position(parent, index))
+        if _PATH_RESOLVERS:
+            super().descend_resolver(parent, index)
+
+    def _position(self, parent: Node | None, index: Any) -> tuple[int, int]:
+        """(line, character offset) the composer has reached: the end of the node composed
+        just before (a key, the previous item, the previous document), else the start of
+        the parent."""
+        previous: Node | None = None
+        if isinstance(index, Node):  # a mapping value: its key is done
+            previous = index
+        elif parent is not None and parent.value and isinstance(parent.value, list):
+            last = parent.value[-1]
+            previous = last[1] if isinstance(last, tuple) else last
+        if previous is not None:
+            mark = previous.end_mark
+        else:
+            mark = parent.start_mark if parent is not None else self.document_end
+        return (int(mark.line) + 1, int(mark.index)) if mark is not None else (1, 0)
+
+    # The composer calls this after every node; it only serves path resolvers.  Without any,
+    # it is a C built-in that returns at once (a Python no-op would cost a tenth of the
+    # composing time).  With path resolvers registered, PyYAML's own method stays.
+    if _FAST_RESOLVE and not _PATH_RESOLVERS:
         ascend_resolver = cast(Any, staticmethod(tuple))  # () -> ignored ()
+
+
+def _check_node_count(nodes: int, line: int, chars: int) -> None:
+    if nodes > MAX_NODES_PER_FILE:
+        raise LimitExceeded(line, f"more than {MAX_NODES_PER_FILE} YAML nodes in the file "
+                                  "(MAX_NODES_PER_FILE)")
+    if nodes > NODES_FREE + chars // MIN_CHARS_PER_NODE:
+        raise LimitExceeded(line, f"{nodes} YAML nodes in the first {chars} characters: more "
+                                  f"than {NODES_FREE} nodes need at least {MIN_CHARS_PER_NODE} "
+                                  "characters each (NODES_FREE, MIN_CHARS_PER_NODE)")
 
 
 @dataclass(frozen=True)
@@ -113,13 +173,22 @@ class _DocumentBuilder:
     """Turns one composed document into YamlMap/YamlList/scalars.
 
     Faster than PyYAML's constructor (no generators, no per-node bookkeeping) and it records
-    lines.  Aliases are built once and shared; that also keeps "billion laughs" documents small
-    and lets a recursive alias end instead of looping.
+    lines.  Aliases are built once and shared, so memory stays small; but every later stage
+    walks an alias as often as it is named, so what aliases add, counted as the subtrees they
+    repeat, is limited (`MAX_ALIAS_NODES`), and an alias inside the node it names is refused.
+    Nesting is limited here too (`MAX_NESTING_DEPTH`), before this recursion could be deep.
     """
 
-    def __init__(self, loader: _Loader) -> None:
+    def __init__(self, loader: _Loader, composed: int, alias_allowance: int) -> None:
+        """`composed`: the nodes libyaml composed for this document; `alias_allowance`: the
+        nodes aliases may still add to the file."""
         self._loader = loader
         self._built: dict[int, Any] = {}
+        self._open: list[int] = []  # ids of the nodes being built, outermost first
+        self._sizes: dict[int, int] = {}  # a built container's nodes, aliases expanded
+        # Every composed node but the root fills one item (or key, or value) of a container;
+        # aliases fill more, and may not fill more than the allowance.
+        self.slots_left = composed - 1 + alias_allowance
         self.duplicates: list[_DuplicateKey] = []
         self.problems: list[tuple[int, str]] = []  # (line, message)
 
@@ -129,23 +198,70 @@ class _DocumentBuilder:
             return node.value if node.tag == _STR_TAG else self._scalar(node)
         built = self._built.get(id(node))
         if built is not None:
-            return built
+            return self._alias(node, built)
         if cls is MappingNode:
             return self._mapping(node)
         return self._sequence(node)
+
+    def _alias(self, node: Node, built: Container) -> Container:
+        """A node met again: an alias, which repeats the whole subtree it names (its own slot
+        in the parent is already counted)."""
+        if id(node) in self._open:
+            raise LimitExceeded(_line(node), "a YAML alias inside the node it names "
+                                             "(recursive alias)")
+        self._use_slots(node, self._size(built) - 1)
+        return built
+
+    def _size(self, value: Any) -> int:
+        """Nodes of a built value, aliases expanded (memoized: aliases of aliases)."""
+        if not isinstance(value, (YamlMap, YamlList)):
+            return 1
+        size = self._sizes.get(id(value))
+        if size is None:
+            if isinstance(value, YamlMap):  # its keys, and its values
+                size = 1 + len(value) + sum(self._size(child) for child in value.values())
+            else:
+                size = 1 + sum(self._size(child) for child in value)
+            self._sizes[id(value)] = size
+        return size
+
+    def _too_deep(self, node: Node) -> None:
+        raise LimitExceeded(_line(node), f"nested deeper than {MAX_NESTING_DEPTH} mappings "
+                                         "and sequences (MAX_NESTING_DEPTH)")
+
+    def _use_slots(self, node: Node, slots: int) -> None:
+        self.slots_left -= slots
+        if self.slots_left < 0:
+            raise LimitExceeded(_line(node), f"YAML aliases (here, or of the node here) add "
+                                             f"more than {MAX_ALIAS_NODES} nodes to the file "
+                                             "(MAX_ALIAS_NODES)")
 
     def _scalar(self, node: Node) -> Any:
         if node.tag == _TIMESTAMP_TAG:  # keep RFC 3339 text, as the API does
             return node.value
         construct = self._loader.yaml_constructors.get(node.tag)
-        if construct is None or not node.tag.startswith("tag:yaml.org,2002:"):
+        if construct is None or not node.tag.startswith("tag:yaml.org,2002:") \
+                or node.tag in _UNBUILT_TAGS:
             self.problems.append((_line(node), f"unsupported YAML tag {node.tag}"))
             return node.value
-        return construct(self._loader, node)
+        try:
+            return construct(self._loader, node)
+        except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as error:
+            # e.g. an integer of more than 4,300 digits, !!int abc, !!bool maybe
+            reason = error.problem if isinstance(error, yaml.MarkedYAMLError) else str(error)
+            self.problems.append((_line(node), f"not a valid {node.tag.rpartition(':')[2]}: "
+                                               f"{_shorten(str(reason))}"))
+            return node.value
 
     def _mapping(self, node: Node) -> YamlMap:
         mapping = YamlMap(_line(node))
         self._built[id(node)] = mapping
+        self._open.append(id(node))
+        if len(self._open) > MAX_NESTING_DEPTH:
+            self._too_deep(node)
+        self.slots_left -= 2 * len(node.value)
+        if self.slots_left < 0:
+            self._use_slots(node, 0)  # reports
         key_lines = mapping.key_lines
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1  # _line(), inlined: this loop is the hot one
@@ -161,16 +277,34 @@ class _DocumentBuilder:
                 continue
             key_lines[key] = line
             mapping[key] = self.build(value_node)
+        self._open.pop()
         return mapping
 
     def _sequence(self, node: Node) -> YamlList:
         sequence = YamlList(_line(node))
         self._built[id(node)] = sequence
+        self._open.append(id(node))
+        if len(self._open) > MAX_NESTING_DEPTH:
+            self._too_deep(node)
+        self.slots_left -= len(node.value)
+        if self.slots_left < 0:
+            self._use_slots(node, 0)  # reports
         lines = sequence.item_lines
         for item in node.value:
             lines.append(item.start_mark.line + 1)
             sequence.append(self.build(item))
+        self._open.pop()
         return sequence
+
+
+# Tags PyYAML's safe loader builds into sets, ordered maps and pairs, from mappings or
+# sequences, through generators: nothing in the API uses them.
+_UNBUILT_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in
+                          ("set", "omap", "pairs", "seq", "map", "binary"))
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _syntax_issue(path: str, error: yaml.MarkedYAMLError) -> Issue:
@@ -201,28 +335,67 @@ def read_documents(path: str) -> tuple[list[YamlDocument], list[Issue], bool]:
     Problems inside a document that do not stop the parser (duplicate keys) are returned with
     the document, so that they can be attributed to its objects.
     """
-    try:
-        with open(path, "rb") as stream:
-            content = stream.read()
-    except OSError as error:
-        return [], [Issue(path, 0, message=f"cannot read: {error.strerror}")], False
+    content = read_file(path)
+    if content.data is None:
+        assert content.issue is not None
+        return [], [content.issue], False
+    return compose_documents(path, content.data)
+
+
+def compose_documents(path: str, content: bytes) -> tuple[list[YamlDocument], list[Issue], bool]:
+    """`read_documents` for bytes already read from `path`."""
     documents: list[YamlDocument] = []
     issues: list[Issue] = []
     loader = _Loader(content)
+    alias_allowance = MAX_ALIAS_NODES  # what aliases may still add to the file
     try:
         while loader.check_node():
+            composed_before = loader.nodes
             node = loader.get_node()
-            builder = _DocumentBuilder(loader)
+            if loader.nodes > MAX_NODES_PER_FILE:  # past the last check inside the document
+                _check_node_count(loader.nodes, _line(node) if node is not None else 1, 0)
+            builder = _DocumentBuilder(loader, loader.nodes - composed_before, alias_allowance)
             data = builder.build(node) if node is not None else None
+            if node is not None:
+                alias_allowance = builder.slots_left
+                loader.document_end = node.end_mark
             issues += [Issue(path, line, message=message) for line, message in builder.problems]
             line = _line(node) if node is not None else 0
             documents.append(YamlDocument(data, line, tuple(builder.duplicates)))
+    except LimitExceeded as error:
+        issues.append(Issue(path, error.line, message=error.message))
+        return documents, issues, False
     except yaml.MarkedYAMLError as error:
         issues.append(_syntax_issue(path, error))
         return documents, issues, False
-    except yaml.YAMLError as error:  # e.g. bytes that are not UTF-8
-        issues.append(Issue(path, 0, message=f"YAML error: {error}"))
+    except yaml.reader.ReaderError as error:  # bytes that are not UTF-8, control characters
+        issues.append(_reader_issue(path, content, error))
+        return documents, issues, False
+    except yaml.YAMLError as error:
+        issues.append(Issue(path, _error_line(loader), message=f"YAML error: {error}"))
+        return documents, issues, False
+    except RecursionError:  # the pure-Python composer (no libyaml) recursing
+        issues.append(Issue(path, _error_line(loader), message="nested too deeply for the "
+                                                               "YAML composer"))
         return documents, issues, False
     finally:
         loader.dispose()
     return documents, issues, True
+
+
+def _reader_issue(path: str, content: bytes, error: yaml.reader.ReaderError) -> Issue:
+    """libyaml gives the byte offset (the pure-Python reader, the character offset: the same
+    line for the text before a first bad byte)."""
+    offset = max(int(error.position), 0)
+    character = error.character
+    code = ord(character) if isinstance(character, (str, bytes)) and len(character) == 1 \
+        else character
+    shown = f"#x{code:04x}" if isinstance(code, int) else repr(character)
+    return Issue(path, content.count(b"\n", 0, offset) + 1,
+                 message=f"unacceptable character {shown} at byte {offset}: {error.reason}")
+
+
+def _error_line(loader: _Loader) -> int:
+    """The line the parser had reached (1 when it does not say)."""
+    mark = getattr(loader, "mark", None) or getattr(loader, "get_mark", lambda: None)()
+    return int(mark.line) + 1 if mark is not None else 1
