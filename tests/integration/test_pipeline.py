@@ -67,6 +67,26 @@ def test_seed_trace_t8_mark_follows_the_masquerade_bit(private_ovs: PrivateOvs) 
             private_ovs.del_bridge(bridge)
 
 
+# ------------------------------------------------------------------ replies and egress IPs
+
+# T7's packet (kube-public's pod on master; kube-public's egress IP is on infra), under
+# ovs-networkpolicy, as conntrack would classify it: a new connection, or a reply to one
+# that came from outside (the userspace datapath cannot carry such an outside reply here).
+T7_FLOW = "in_port=4,tcp,dl_src=0a:58:0a:80:00:38,nw_src=10.128.0.56,nw_dst=192.168.108.1"
+
+
+def test_reply_from_an_egress_ip_namespace_leaves_locally(make_lab) -> None:
+    """3.11.z origin #26389: table 100's ct_state=+rpl flow sends replies to 101, not to the
+    egress node."""
+    lab = make_lab(load_topology([SEED], plugin=Plugin.NETWORKPOLICY))
+    reply = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk|est|rpl")
+    assert reply.tables == [0, 20, 21, 30, 100, 101], reply.raw
+    assert reply.output_ports() == [2] and not reply.tunnel, reply.raw
+    new = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk|new")
+    assert new.tables == [0, 20, 21, 30, 100], new.raw
+    assert new.output_ports() == [1] and new.tunnel.get("dst") == "192.168.108.113", new.raw
+
+
 # ------------------------------------------------------------------ every flow loads
 
 @pytest.mark.parametrize("plugin", list(Plugin), ids=lambda p: p.name.lower())

@@ -307,7 +307,15 @@ def test_table_100_static_flows() -> None:
         "table=100, priority=300, udp, udp_dst=4789, actions=drop",
         "table=100, priority=200, tcp, nw_dst=192.168.108.111, tcp_dst=53, actions=output:2",
         "table=100, priority=200, udp, nw_dst=192.168.108.111, udp_dst=53, actions=output:2",
+        "table=100, priority=150, ct_state=+rpl, actions=goto_table:101",
         "table=100, priority=0, actions=goto_table:101"]
+
+
+@pytest.mark.parametrize("plugin", list(Plugin))
+def test_replies_skip_egress_ips_under_every_plugin(plugin: Plugin) -> None:
+    # 3.11.z origin #26389 (openshift/sdn#236): SetupOVS writes it whatever the plugin
+    assert "table=100, priority=150, ct_state=+rpl, actions=goto_table:101" \
+        in table(seed(plugin), "node2", 100)
 
 
 # ------------------------------------------------------------------ egress firewall
