@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from controller.compiler import Settings
 from lab.privateovs import PrivateOvs
 from lab.tracelab import TraceLab, build_lab, check_case, load_cases, send_from_pod
 from topology.load import load_topology
-from topology.model import Plugin, Topology
+from topology.model import EgressNetworkPolicy, Plugin, Topology
 
 pytestmark = pytest.mark.ovs
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -85,6 +86,20 @@ def test_reply_from_an_egress_ip_namespace_leaves_locally(make_lab) -> None:
     new = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk|new")
     assert new.tables == [0, 20, 21, 30, 100], new.raw
     assert new.output_ports() == [1] and new.tunnel.get("dst") == "192.168.108.113", new.raw
+
+
+def test_an_empty_egress_network_policy_is_ignored(make_lab) -> None:
+    """3.11 keeps an EgressNetworkPolicy only if it has rules: an empty second one in
+    frontend leaves frontend's policy in force (no "several policies: drop all")."""
+    topology = load_topology([RICH], plugin=Plugin.MULTITENANT)
+    empty = EgressNetworkPolicy("frontend", "empty", "uid-empty")
+    lab = make_lab(replace(topology, egress_network_policies=(
+        *topology.egress_network_policies, empty)))
+    web = next(pod for pod in pods_of(topology) if pod.namespace == "frontend")
+    allowed = send_from_pod(lab, web, "192.168.50.7")  # frontend's policy allows its /24
+    assert allowed.delivered_to == 2, allowed
+    denied = send_from_pod(lab, web, "203.0.113.9")  # and denies the rest
+    assert denied.delivered_to is None and denied.hops[-1][1].tables[-1] == 101, denied
 
 
 # ------------------------------------------------------------------ every flow loads

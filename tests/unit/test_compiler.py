@@ -346,6 +346,20 @@ def test_egress_firewall_unresolvable_name_warns() -> None:
     assert any("dnsName nowhere.invalid did not resolve" in w for w in warnings(t, "node1"))
 
 
+def test_egress_firewall_without_rules_is_ignored() -> None:
+    # 3.11 egress_network_policy.go keeps a policy only if len(spec.egress) > 0: an empty
+    # second policy is no second policy, and an empty one alone writes nothing
+    deny = enp("kube-system", EgressRule("Deny", IPv4Network("0.0.0.0/0")), name="a")
+    with_empty = seed(egress_network_policies=(deny, enp("kube-system", name="empty")))
+    assert table(with_empty, "node1", 101) == [
+        "table=101, priority=1, reg0=272037, ip, actions=drop",
+        "table=101, priority=0, actions=output:2"]
+    assert not warnings(with_empty, "node1")
+    shared_empty = seed(net_namespaces=seed().net_namespaces + (netns("joined", 272037),),
+                        egress_network_policies=(enp("kube-system", name="empty"),))
+    assert table(shared_empty, "node1", 101) == ["table=101, priority=0, actions=output:2"]
+
+
 def test_egress_firewall_errors_drop_or_ignore() -> None:
     two = seed(egress_network_policies=(
         enp("kube-system", EgressRule("Deny", IPv4Network("0.0.0.0/0")), name="a"),

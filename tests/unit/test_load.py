@@ -349,8 +349,10 @@ def test_warnings_for_what_3_11_accepts_but_will_not_use(tmp_path: Path) -> None
 
     enp = (
         "apiVersion: network.openshift.io/v1\nkind: EgressNetworkPolicy\n"
-        "metadata: {{name: {name}, namespace: {namespace}}}\nspec: {{egress: []}}\n"
+        "metadata: {{name: {name}, namespace: {namespace}}}\n"
+        "spec: {{egress: [{{type: Deny, to: {{cidrSelector: 0.0.0.0/0}}}}]}}\n"
     )
+    empty_enp = enp.replace("[{{type: Deny, to: {{cidrSelector: 0.0.0.0/0}}}}]", "[]")
     objects = [
         CLUSTER.replace("ovs-subnet", "ovs-multitenant"),
         netns("default", 0),
@@ -359,6 +361,9 @@ def test_warnings_for_what_3_11_accepts_but_will_not_use(tmp_path: Path) -> None
         enp.format(name="x", namespace="a"),
         enp.format(name="y", namespace="a"),
         enp.format(name="z", namespace="default"),
+        empty_enp.format(name="empty", namespace="c"),  # with a's two: still two, not three
+        empty_enp.format(name="w", namespace="a"),
+        netns("c", 12),
     ]
     t = load_topology([write(tmp_path, "all.yaml", "---\n".join(objects))], cache=None)
     assert t.warnings == (
@@ -368,6 +373,8 @@ def test_warnings_for_what_3_11_accepts_but_will_not_use(tmp_path: Path) -> None
         "NetNamespace/b: egress IP 10.0.0.1 is on no HostSubnet",
         "NetNamespace/b: egress IP 10.0.0.1 is claimed by 2 NetNamespaces; "
         "3.11 uses it for none of them",
+        "EgressNetworkPolicy/c/empty has no egress rules; 3.11 ignores it",
+        "EgressNetworkPolicy/a/w has no egress rules; 3.11 ignores it",
         'namespace "a" has 2 EgressNetworkPolicies; 3.11 then drops all its external traffic',
         'namespace "a" shares VNID 11 with other namespaces; 3.11 then drops all external traffic '
         "of that VNID",

@@ -72,11 +72,16 @@ def egress_ip_warnings(
 def egress_policy_warnings(
     policies: Sequence[EgressNetworkPolicy], net_namespaces: Sequence[NetNamespace]
 ) -> list[str]:
-    """The EgressNetworkPolicy cases 3.11 treats as errors (pipeline §3, table 101)."""
+    """The EgressNetworkPolicy cases 3.11 ignores or treats as errors (pipeline, table 101).
+    A policy without rules is ignored first, as 3.11 keeps only `len(spec.egress) > 0`."""
     vnids = {ns.name: ns.netid for ns in net_namespaces}
     sharing = Counter(vnids.values())
-    per_namespace = Counter(policy.namespace for policy in policies)
-    warnings = []
+    per_namespace = Counter(policy.namespace for policy in policies if policy.rules)
+    warnings = [
+        f"EgressNetworkPolicy/{policy.namespace}/{policy.name} has no egress rules; "
+        "3.11 ignores it"
+        for policy in policies if not policy.rules
+    ]
     for namespace in sorted(per_namespace):
         vnid = vnids.get(namespace)
         subject = f'namespace "{namespace}"'
