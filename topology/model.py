@@ -8,6 +8,7 @@ was defined (`Origin`) so that validation and the compiler can name file and lin
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
@@ -320,6 +321,22 @@ class Topology:
     @cached_property
     def _vnids(self) -> dict[str, int]:
         return {nn.name: nn.netid for nn in self.net_namespaces}
+
+
+def egress_ip_sources(net_namespaces: Iterable[NetNamespace]) -> dict[int, NetNamespace]:
+    """Per VNID, the NetNamespace whose egressIPs 3.11 uses, for the VNIDs where it lists any.
+
+    3.11's EgressIPTracker keeps one egress-IP list per VNID (`namespacesByVNID`) and every
+    NetNamespace event replaces it with that NetNamespace's list, an empty one included
+    (`UpdateNetNamespaceEgress`).  A node reads the NetNamespaces at start in the API's order,
+    by name, so of namespaces sharing a VNID (joined, or the same netid) the one whose name
+    sorts last decides, even when it lists none."""
+    last: dict[int, NetNamespace] = {}
+    for nn in net_namespaces:
+        known = last.get(nn.netid)
+        if known is None or nn.name > known.name:
+            last[nn.netid] = nn
+    return {vnid: nn for vnid, nn in last.items() if nn.egress_ips}
 
 
 def mac_for_ip(ip: IPv4Address) -> str:

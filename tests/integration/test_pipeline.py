@@ -9,15 +9,23 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import replace
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
 from controller.compiler import Settings
 from lab.privateovs import PrivateOvs
-from lab.tracelab import TraceLab, build_lab, check_case, load_cases, send_from_pod
+from lab.tracelab import (
+    TraceLab,
+    build_lab,
+    check_case,
+    load_cases,
+    send_from_pod,
+    tun_id_of,
+)
 from topology.load import load_topology
-from topology.model import EgressNetworkPolicy, Plugin, Topology
+from topology.model import EgressNetworkPolicy, NetNamespace, Plugin, Topology
 
 pytestmark = pytest.mark.ovs
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -86,6 +94,33 @@ def test_reply_from_an_egress_ip_namespace_leaves_locally(make_lab) -> None:
     new = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk|new")
     assert new.tables == [0, 20, 21, 30, 100], new.raw
     assert new.output_ports() == [1] and new.tunnel.get("dst") == "192.168.108.113", new.raw
+
+
+def test_egress_ip_to_a_fixed_vnid_host_carries_the_pods_vnid(make_lab) -> None:
+    """3.11's table-100 flow moves reg0 into tun_id even when the egress node is a
+    fixed-VNID (F5) host; only its subnet's flows (50, 90) load the fixed VNID."""
+    topology = load_topology([SEED])
+    hosts = tuple(replace(hs, fixed_vnid=77) if hs.host == "infra.ocp.cn" else hs
+                  for hs in topology.host_subnets)
+    lab = make_lab(replace(topology, host_subnets=hosts))
+    out = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk")
+    assert out.tables == [0, 20, 21, 30, 100], out.raw
+    assert out.tunnel.get("dst") == "192.168.108.113" and tun_id_of(out) == 0x82F8B2, out.raw
+
+
+def test_joined_namespaces_with_egress_ips_leave_by_one_node(make_lab) -> None:
+    """Two NetNamespaces of kube-public's VNID list egress IPs on different nodes: 3.11 keeps
+    one list per VNID, the last NetNamespace's by name ("zz-joined": node1's .201)."""
+    topology = load_topology([SEED])
+    hosts = tuple(replace(hs, egress_ips=(IPv4Address("192.168.108.201"),))
+                  if hs.host == "node1.ocp.cn" else hs for hs in topology.host_subnets)
+    joined = NetNamespace("zz-joined", "uid-zz", 0x82F8B2, (IPv4Address("192.168.108.201"),))
+    lab = make_lab(replace(topology, host_subnets=hosts,
+                           net_namespaces=(*topology.net_namespaces, joined)))
+    assert sum("priority=100" in line
+               for line in lab.ovs.dump_flows(lab.bridges["master.ocp.cn"], 100)) == 1
+    out = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk")
+    assert out.tunnel.get("dst") == "192.168.108.111" and tun_id_of(out) == 0x82F8B2, out.raw
 
 
 def test_an_empty_egress_network_policy_is_ignored(make_lab) -> None:

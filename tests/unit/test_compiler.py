@@ -16,7 +16,7 @@ from controller.compiler import Settings, UnknownNode, compile_node
 from controller.compiler.context import DEFAULT_SETTINGS
 from controller.compiler.egress_ip import mark_for_vnid
 from controller.pipeline.cookies import OwnerKind, is_ours, kind_of
-from tests.support.builders import netns, node, pod, seed, service
+from tests.support.builders import SEED_NODES, netns, node, pod, seed, service
 from topology.model import (
     EgressNetworkPolicy,
     EgressRule,
@@ -293,6 +293,43 @@ def test_egress_ip_claimed_by_two_namespaces_drops_both() -> None:
     flows = table(t, "node1", 100)
     assert "table=100, priority=100, reg0=20, actions=drop" in flows
     assert "table=100, priority=100, reg0=30, actions=drop" in flows
+
+
+def egress_flows(topology, host: str) -> list[str]:
+    return [flow for flow in table(topology, host, 100) if "priority=100" in flow]
+
+
+def test_joined_namespaces_listing_egress_ips_get_one_flow() -> None:
+    # 3.11 keeps one egress-IP list per VNID; at a node's start the NetNamespace whose name
+    # sorts last replaces the others' (UpdateNetNamespaceEgress): here "b"'s .201 on node1
+    hosts = (*SEED_NODES[:1], node("node1", "192.168.108.111", "10.131.0.0/23",
+                                   ("192.168.108.201",)), *SEED_NODES[2:])
+    spaces = (netns("default", 0), netns("b", 20, ("192.168.108.201",)),
+              netns("a", 20, ("192.168.108.200",)))
+    assert egress_flows(seed(host_subnets=hosts, net_namespaces=spaces), "node2") == [
+        "table=100, priority=100, reg0=20, ip, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],"
+        "set_field:192.168.108.111->tun_dst,output:1"]
+    # the same IP listed by both is one claim (per VNID), not two namespaces' conflict
+    same = (netns("default", 0), netns("a", 20, ("192.168.108.200",)),
+            netns("b", 20, ("192.168.108.200",)))
+    assert egress_flows(seed(net_namespaces=same), "node2") == [
+        "table=100, priority=100, reg0=20, ip, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],"
+        "set_field:192.168.108.113->tun_dst,output:1"]
+    # the last one listing none leaves the VNID without egress IP, as in 3.11
+    cleared = (netns("default", 0), netns("a", 20, ("192.168.108.200",)), netns("b", 20))
+    assert egress_flows(seed(net_namespaces=cleared), "node2") == []
+
+
+def test_egress_ip_to_a_fixed_vnid_host_keeps_the_pods_vnid() -> None:
+    # 3.11 SetNamespaceEgressViaEgressIP always moves reg0 into tun_id; only tables 50/90
+    # load the fixed VNID of an F5 host
+    hosts = (*SEED_NODES[:3], node("infra", "192.168.108.113", "10.129.0.0/23",
+                                   ("192.168.108.200",), fixed_vnid=77))
+    t = seed(host_subnets=hosts)
+    assert egress_flows(t, "master") == [
+        "table=100, priority=100, reg0=8583346, ip, actions=move:NXM_NX_REG0[]->"
+        "NXM_NX_TUN_ID[0..31],set_field:192.168.108.113->tun_dst,output:1"]
+    assert "load:77->NXM_NX_TUN_ID[0..31]" in " ".join(table(t, "master", 90))
 
 
 def test_egress_ip_first_usable_ip_wins() -> None:

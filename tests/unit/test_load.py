@@ -358,6 +358,9 @@ def test_warnings_for_what_3_11_accepts_but_will_not_use(tmp_path: Path) -> None
         netns("default", 0),
         netns("a", 11, "[10.0.0.1]"),
         netns("b", 11, "[10.0.0.1]"),
+        netns("d", 13, "[10.0.0.1]"),
+        netns("e", 14, "[10.0.0.2]"),
+        netns("f", 14),
         enp.format(name="x", namespace="a"),
         enp.format(name="y", namespace="a"),
         enp.format(name="z", namespace="default"),
@@ -367,12 +370,16 @@ def test_warnings_for_what_3_11_accepts_but_will_not_use(tmp_path: Path) -> None
     ]
     t = load_topology([write(tmp_path, "all.yaml", "---\n".join(objects))], cache=None)
     assert t.warnings == (
+        "NetNamespace/a: shares VNID 11 with NetNamespace/b; 3.11 keeps one egress-IP list per "
+        "VNID and uses b's (the last by name), not a's",
         "NetNamespace/a: egress IP 10.0.0.1 is on no HostSubnet",
-        "NetNamespace/a: egress IP 10.0.0.1 is claimed by 2 NetNamespaces; "
-        "3.11 uses it for none of them",
         "NetNamespace/b: egress IP 10.0.0.1 is on no HostSubnet",
-        "NetNamespace/b: egress IP 10.0.0.1 is claimed by 2 NetNamespaces; "
-        "3.11 uses it for none of them",
+        "NetNamespace/b: egress IP 10.0.0.1 is claimed by 2 VNIDs; 3.11 uses it for none of them",
+        "NetNamespace/d: egress IP 10.0.0.1 is on no HostSubnet",
+        "NetNamespace/d: egress IP 10.0.0.1 is claimed by 2 VNIDs; 3.11 uses it for none of them",
+        "NetNamespace/e: shares VNID 14 with NetNamespace/f; 3.11 keeps one egress-IP list per "
+        "VNID and uses f's (the last by name), not e's; f lists none, so the VNID has none",
+        "NetNamespace/e: egress IP 10.0.0.2 is on no HostSubnet",
         "EgressNetworkPolicy/c/empty has no egress rules; 3.11 ignores it",
         "EgressNetworkPolicy/a/w has no egress rules; 3.11 ignores it",
         'namespace "a" has 2 EgressNetworkPolicies; 3.11 then drops all its external traffic',
@@ -380,6 +387,15 @@ def test_warnings_for_what_3_11_accepts_but_will_not_use(tmp_path: Path) -> None
         "of that VNID",
         'namespace "default" is global (VNID 0); 3.11 ignores its EgressNetworkPolicy',
     )
+
+
+def test_egress_ip_on_a_fixed_vnid_host_is_named() -> None:
+    from tests.support.builders import netns, node
+    from topology.load.resolve import egress_ip_warnings
+    f5 = node("f5", "192.168.1.9", "10.128.4.0/23", ("192.168.1.200",), fixed_vnid=77)
+    assert egress_ip_warnings([netns("a", 20, ("192.168.1.200",))], [f5]) == [
+        "HostSubnet/f5: a fixed-VNID host (77) with egress IPs; 3.11 tunnels egress-IP traffic "
+        "to it with the pod's VNID, not the fixed one"]
 
 
 def test_named_container_ports_are_read(tmp_path) -> None:

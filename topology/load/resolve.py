@@ -17,6 +17,7 @@ from topology.model import (
     HostSubnet,
     NetNamespace,
     Plugin,
+    egress_ip_sources,
 )
 
 _CHANGE_NETWORK: tuple[Key, ...] = (*ANNOTATIONS, ANNOTATION_CHANGE_NETWORK)
@@ -52,21 +53,46 @@ def _net_namespace(draft: NetNamespaceDraft, result: master.VnidResult) -> NetNa
 def egress_ip_warnings(
     net_namespaces: Sequence[NetNamespace], subnets: Sequence[HostSubnet]
 ) -> list[str]:
-    """Egress IPs 3.11 accepts but does not use: its tracker needs exactly one node and one
-    namespace per IP."""
+    """Egress IPs 3.11 accepts but does not use: its tracker keeps one list per VNID (the
+    last NetNamespace's by name) and needs exactly one node and one VNID per IP."""
     hosted = {ip for subnet in subnets for ip in subnet.egress_ips}
-    claims = Counter(ip for ns in net_namespaces for ip in set(ns.egress_ips))
+    sources = egress_ip_sources(net_namespaces)
+    claims = Counter(ip for ns in sources.values() for ip in set(ns.egress_ips))
     warnings = []
     for ns in net_namespaces:
+        source = sources.get(ns.netid)
+        if ns.egress_ips and source is not ns:
+            warnings.append(_unused_list_warning(ns, source, net_namespaces))
         for ip in ns.egress_ips:
             if ip not in hosted:
                 warnings.append(f"NetNamespace/{ns.name}: egress IP {ip} is on no HostSubnet")
-            if claims[ip] > 1:
+            if source is ns and claims[ip] > 1:
                 warnings.append(
                     f"NetNamespace/{ns.name}: egress IP {ip} is claimed by {claims[ip]} "
-                    "NetNamespaces; 3.11 uses it for none of them"
+                    "VNIDs; 3.11 uses it for none of them"
                 )
+    for subnet in subnets:
+        if subnet.fixed_vnid is not None and subnet.egress_ips:
+            warnings.append(
+                f"HostSubnet/{subnet.name}: a fixed-VNID host ({subnet.fixed_vnid}) with egress "
+                "IPs; 3.11 tunnels egress-IP traffic to it with the pod's VNID, not the fixed one"
+            )
     return warnings
+
+
+def _unused_list_warning(
+    ns: NetNamespace, source: NetNamespace | None, net_namespaces: Sequence[NetNamespace]
+) -> str:
+    """For a NetNamespace whose egressIPs lose to another of its VNID's (3.11 keeps one list
+    per VNID, the last NetNamespace's by name, as a node reads them at start)."""
+    last = source or max((other for other in net_namespaces if other.netid == ns.netid),
+                         key=lambda other: other.name)  # fmt: skip
+    empty = "" if source is not None else f"; {last.name} lists none, so the VNID has none"
+    return (
+        f"NetNamespace/{ns.name}: shares VNID {ns.netid} with NetNamespace/{last.name}; 3.11 "
+        f"keeps one egress-IP list per VNID and uses {last.name}'s (the last by name), not "
+        f"{ns.name}'s{empty}"
+    )
 
 
 def egress_policy_warnings(
