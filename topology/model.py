@@ -26,6 +26,8 @@ ANNOTATION_MULTICAST = "netnamespace.network.openshift.io/multicast-enabled"
 ANNOTATION_CHANGE_NETWORK = "pod.network.openshift.io/multitenant.change-network"
 ANNOTATION_FIXED_VNID_HOST = "pod.network.openshift.io/fixed-vnid-host"
 
+LOOPBACK_NODE_IP = IPv4Address("127.0.0.1")  # the one loopback address ValidateNodeIP names
+
 VXLAN_OFPORT = 1
 TUN0_OFPORT = 2
 
@@ -88,6 +90,18 @@ class ClusterNetwork:
     vxlan_port: int = 4789
     mtu: int = 1450
     origin: Origin | None = field(default=None, compare=False)
+
+    def node_ip_conflict(self, ip: IPv4Address) -> str | None:
+        """Why 3.11's `ValidateNodeIP` refuses `ip` as a node's IP, or None.  A node IP inside
+        the pod or service network would route the node's VXLAN into the SDN (rhbz#1295486)."""
+        if ip == LOOPBACK_NODE_IP:
+            return f"is {ip}, not a node IP"
+        for entry in self.networks:
+            if ip in entry.cidr:
+                return f"lies inside the cluster network {entry.cidr}"
+        if ip in self.service_network:
+            return f"lies inside the service network {self.service_network}"
+        return None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any, Generic
 
 from controller.compiler import NodeFlows
-from controller.compiler.context import NodeContext, Settings, host_subnet_of, ofport_of
+from controller.compiler.context import (
+    NodeContext,
+    Settings,
+    host_subnet_of,
+    is_remote_node,
+    ofport_of,
+)
 from controller.compiler.desired import DesiredFlows
 from controller.compiler.diff import changed_objects
 from controller.compiler.egress_firewall import UNIT as EGRESS_FIREWALL
@@ -188,7 +194,7 @@ class NodeCompiler(Generic[E]):
         self._merged.order = UnitOrder(topology)
         plugin = topology.cluster_network.plugin
         self._remote = {hs.name: hs for hs in topology.host_subnets
-                        if hs.host_ip != host.host_ip}
+                        if is_remote_node(topology, host, hs)}
         self._local_all = {pod.key: pod for pod in topology.pods if pod.node == host.host}
         for key, pod in self._local_all.items():
             port = ofport_of(pod, ports)
@@ -286,7 +292,7 @@ class NodeCompiler(Generic[E]):
                 del self._remote[hs.name]
                 self._merged.remove((REMOTE_NODE, hs.name))
         for hs in added:
-            if hs.host_ip != host.host_ip:
+            if is_remote_node(topology, host, hs):
                 self._remote[hs.name] = hs
                 change.recompute[(REMOTE_NODE, hs.name)] = hs
         if remote_ips != sorted(str(hs.host_ip) for hs in self._remote.values()):

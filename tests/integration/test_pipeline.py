@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
@@ -121,6 +121,32 @@ def test_joined_namespaces_with_egress_ips_leave_by_one_node(make_lab) -> None:
                for line in lab.ovs.dump_flows(lab.bridges["master.ocp.cn"], 100)) == 1
     out = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk")
     assert out.tunnel.get("dst") == "192.168.108.111" and tun_id_of(out) == 0x82F8B2, out.raw
+
+
+def test_a_host_subnet_with_a_host_ip_in_the_pod_network_is_ignored(make_lab) -> None:
+    """3.11's ValidateNodeIP: node2 ignores a HostSubnet whose hostIP lies in the cluster
+    network: no VXLAN accepted from it, no ARP or IP sent to its subnet, no multicast copy."""
+    topology = load_topology([SEED])
+    bad = replace(topology.host_subnets[0], name="bad", uid="uid-bad", host="bad",
+                  host_ip=IPv4Address("10.131.200.9"), subnet=IPv4Network("10.128.200.0/23"),
+                  datapath_id=0xBAD, egress_ips=())
+    lab = make_lab(replace(topology, host_subnets=(*topology.host_subnets, bad)))
+    assert "bad" not in lab.bridges  # its own node does not start
+    pod = "in_port=4,dl_src=0a:58:0a:82:00:06"
+    to_bad = lab.trace("node2.ocp.cn", f"{pod},tcp,nw_src=10.130.0.6,nw_dst=10.128.200.5,"
+                                       "ct_state=trk")
+    assert to_bad.dropped and to_bad.tables[-1] == 90, to_bad.raw
+    arp = lab.trace("node2.ocp.cn", f"{pod},arp,arp_spa=10.130.0.6,arp_tpa=10.128.200.5,"
+                                    "arp_sha=0a:58:0a:82:00:06,arp_op=1")
+    assert arp.dropped and arp.tables[-1] == 50, arp.raw
+    from_bad = lab.trace("node2.ocp.cn", "in_port=1,tun_id=0,tun_src=10.131.200.9,tcp,"
+                                         "nw_src=10.128.200.5,nw_dst=10.130.0.6,ct_state=trk")
+    assert from_bad.dropped and from_bad.tables == [0, 10], from_bad.raw
+    multicast = lab.ovs.dump_flows(lab.bridges["node2.ocp.cn"], 111)
+    assert "10.131.200.9" not in " ".join(multicast) and "192.168.108.113" in " ".join(multicast)
+    to_node1 = lab.trace("node2.ocp.cn", f"{pod},tcp,nw_src=10.130.0.6,nw_dst=10.131.0.4,"
+                                         "ct_state=trk")
+    assert to_node1.tunnel.get("dst") == "192.168.108.111", to_node1.raw
 
 
 def test_an_empty_egress_network_policy_is_ignored(make_lab) -> None:

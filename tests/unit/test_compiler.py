@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from controller.compiler import Settings, UnknownNode, compile_node
-from controller.compiler.context import DEFAULT_SETTINGS
+from controller.compiler.context import DEFAULT_SETTINGS, RefusedNode
 from controller.compiler.egress_ip import mark_for_vnid
 from controller.pipeline.cookies import OwnerKind, is_ours, kind_of
 from tests.support.builders import SEED_NODES, netns, node, pod, seed, service
@@ -163,6 +163,20 @@ def test_multicast_replication_table_111() -> None:
     alone = seed(host_subnets=seed().host_subnets[:1])
     assert table(alone, "master", 111) == [
         "table=111, priority=100, actions=goto_table:120"]
+
+
+@pytest.mark.parametrize("bad_ip", ["10.128.8.8", "172.30.9.9", "127.0.0.1"])
+def test_host_subnet_with_a_refused_host_ip_is_ignored(bad_ip: str) -> None:
+    # 3.11 hostSubnetWatcher.updateHostSubnet: ValidateNodeIP fails -> no flows, and not in
+    # the multicast replication list (hostSubnetMap)
+    bad = node("bad", bad_ip, "10.128.100.0/23")
+    t = seed(host_subnets=seed().host_subnets + (bad,))
+    flows = compile_node(t, "node1").to_ofctl()
+    assert bad_ip not in flows and "10.128.100.0/23" not in flows
+    assert table(t, "node1", 111) == table(seed(), "node1", 111)
+    # its own node: getLocalSubnet refuses it and the node exits
+    with pytest.raises(RefusedNode, match=f"HostSubnet bad: hostIP {bad_ip} .*does not start"):
+        compile_node(t, "bad")
 
 
 def test_unknown_node_is_named() -> None:

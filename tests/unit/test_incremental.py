@@ -161,6 +161,8 @@ class Mutator:
                        for n in range(10000) if IPv4Address(f"192.168.{200 + n // 250}."
                                                             f"{n % 250 + 1}") not in ips)
         name = self._name("node")
+        if self.rng.random() < 0.2:  # a hostIP 3.11 refuses: other nodes ignore the node
+            host_ip = self.t.cluster_network.service_network[-2 - self.serial]
         hs = HostSubnet(name, name, name, host_ip, subnet, int(host_ip))
         self._replace(host_subnets=self.t.host_subnets + (hs,))
 
@@ -242,8 +244,11 @@ class Mutator:
 
     def egress_firewall(self) -> None:
         name = self._name("enp")
-        rules = (EgressRule("Allow", IPv4Network("10.0.0.0/8")), EgressRule("Deny", None, "a.b"),
-                 EgressRule("Deny", IPv4Network("0.0.0.0/0")))
+        rules: tuple[EgressRule, ...] = (EgressRule("Allow", IPv4Network("10.0.0.0/8")),
+                                         EgressRule("Deny", None, "a.b"),
+                                         EgressRule("Deny", IPv4Network("0.0.0.0/0")))
+        if self.rng.random() < 0.2:
+            rules = ()  # 3.11 ignores a policy without rules
         enp = EgressNetworkPolicy(self.rng.choice(self._namespaces()), name, name, rules)
         self._replace(egress_network_policies=self.t.egress_network_policies + (enp,))
 

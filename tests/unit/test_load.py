@@ -405,3 +405,21 @@ def test_named_container_ports_are_read(tmp_path) -> None:
     web = next(p for p in topology.pods if p.key.startswith("frontend/web-"))
     assert ContainerPort("http", 8080, "TCP") in web.container_ports
     assert web.named_port("http", "TCP") == 8080 and web.named_port("http", "UDP") is None
+
+
+def test_host_ip_inside_the_cluster_or_service_network_is_named(tmp_path: Path) -> None:
+    # 3.11 ValidateNodeIP: other nodes ignore such a HostSubnet, its own node does not start
+    pod_network = NODE.replace("n1", "n2").replace("192.168.1.1", "10.131.0.9") \
+        .replace("10.128.0.0/23", "10.128.2.0/23")
+    service = NODE.replace("n1", "n3").replace("192.168.1.1", "172.30.0.7") \
+        .replace("10.128.0.0/23", "10.128.4.0/23")
+    path = write(tmp_path, "all.yaml", "---\n".join([CLUSTER, NODE, pod_network, service]))
+    t = load_topology([path], cache=None)
+    assert t.warnings == (
+        f"HostSubnet/n2 ({path}:16): hostIP 10.131.0.9 lies inside the cluster network "
+        "10.128.0.0/14; 3.11's nodes ignore this HostSubnet (no VXLAN, ARP or multicast flows "
+        "to it) and its own node does not start",
+        f"HostSubnet/n3 ({path}:23): hostIP 172.30.0.7 lies inside the service network "
+        "172.30.0.0/16; 3.11's nodes ignore this HostSubnet (no VXLAN, ARP or multicast flows "
+        "to it) and its own node does not start",
+    )

@@ -13,6 +13,7 @@ from topology.load.yamlreader import Key
 from topology.model import (
     ANNOTATION_CHANGE_NETWORK,
     GLOBAL_VNID,
+    ClusterNetwork,
     EgressNetworkPolicy,
     HostSubnet,
     NetNamespace,
@@ -48,6 +49,22 @@ def _net_namespace(draft: NetNamespaceDraft, result: master.VnidResult) -> NetNa
         draft.name, draft.uid, result.vnids[draft.name], draft.egress_ips,
         draft.multicast_enabled, draft.origin, result.sources[draft.name],
     )  # fmt: skip
+
+
+def host_subnet_warnings(subnets: Sequence[HostSubnet], network: ClusterNetwork) -> list[str]:
+    """HostSubnets whose hostIP 3.11's `ValidateNodeIP` refuses: every other node ignores
+    them (no tunnel, ARP or multicast flows to them), and their own node does not start."""
+    warnings = []
+    for subnet in subnets:
+        conflict = network.node_ip_conflict(subnet.host_ip)
+        if conflict is not None:
+            where = f" ({subnet.origin})" if subnet.origin is not None else ""
+            warnings.append(
+                f"HostSubnet/{subnet.name}{where}: hostIP {subnet.host_ip} {conflict}; 3.11's "
+                "nodes ignore this HostSubnet (no VXLAN, ARP or multicast flows to it) and its "
+                "own node does not start"
+            )
+    return warnings
 
 
 def egress_ip_warnings(
