@@ -11,7 +11,8 @@ run concurrently from inside the pod namespaces (`clusterprobe probe`):
   sender, VXLAN sent to another node) are dropped and counted at tables 20 and 100; join /
   isolate / make-global applied live through the NetNamespace annotation change the matrix;
 * ovs-networkpolicy: pod<->pod only, against an independent NetworkPolicy oracle, with no
-  policy, a deny-all, a policy allowing one namespace on one port, and the example's full set.
+  policy, a deny-all, a policy allowing one namespace on one port, the example's full set,
+  and two namespaces sharing a VNID (one policy state, as 3.11).
   Services and traffic to the outside are not tested under ovs-networkpolicy: its flows rely
   on OVS and the kernel sharing one conntrack (table 30's ct(nat) undoing kube-proxy's DNAT,
   replies from outside seen as +rpl), and the userspace datapath's conntrack is OVS's own.
@@ -529,4 +530,19 @@ class TestNetworkPolicy:
     def test_the_example_policies(self, cluster: Cluster) -> None:
         cluster.edit(self.policies())
         assert len(cluster.topology.network_policies) == 4
+        assert self.check(cluster) == {True, False}
+
+    def test_a_shared_vnid_shares_policy_state(self, cluster: Cluster) -> None:
+        """analytics given backend's netid: 3.11 keeps policy state per VNID, so backend's
+        deny-all isolates analytics' pods too (no priority-50 allow for the VNID)."""
+        def share_backends_vnid(topo_dir: Path) -> None:
+            net = topo_dir / "network.yaml"
+            write_atomic(net, net.read_text().replace("netid: 8229284", "netid: 12820696"))
+            self.policies("deny-all")(topo_dir)
+
+        topology = cluster.edit(share_backends_vnid)
+        assert topology.vnid_of("analytics") == topology.vnid_of("backend")
+        analytics = [p for p in cluster.pods if p.namespace == "analytics"]
+        web = next(p for p in cluster.pods if p.namespace == "frontend")
+        assert analytics and not any(policy_allows(topology, web, p, 8080) for p in analytics)
         assert self.check(cluster) == {True, False}

@@ -486,6 +486,24 @@ def test_deny_all_policy() -> None:
     assert policy_rules(np_cluster(policy("deny", {}))) == []
 
 
+def test_namespaces_sharing_a_vnid_share_policy_state() -> None:
+    # 3.11 keeps NetworkPolicy state per VNID (npNamespace): web's deny-all isolates every
+    # pod of VNID 100, shop's too; no priority-50 allow for the VNID (fail closed)
+    shared = np_cluster(policy("deny", {}, namespace="web"))
+    shared = replace(shared, net_namespaces=(netns("default", 0), netns("shop", 100),
+                                             netns("web", 100)))
+    assert policy_rules(shared, "node1") == []
+    assert policy_rules(shared, "node2") == []
+    # a policy selecting some pods: its drops and the VNID's one allow-rest, owned by both
+    some = replace(shared, network_policies=(policy("db-only", {"app": "db"}),))
+    assert policy_rules(some, "node1") == [
+        "table=80, priority=100, reg1=100, ip, nw_dst=10.131.0.11, actions=drop",
+        f"table=80, priority=50, reg1=100, {OUT}"]
+    owners = {str(f.owner) for f in compile_node(some, "node1").flows
+              if int(f.table) == 80 and f.priority == 50}
+    assert owners == {"policy_namespace:shop,web"}
+
+
 def test_allow_namespace_on_one_port_to_selected_pods() -> None:
     rule = IngressRule((PolicyPort("TCP", 8080),),
                        (PolicyPeer(namespace_selector=LabelSelector((("team", "web"),))),))

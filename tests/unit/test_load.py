@@ -423,3 +423,19 @@ def test_host_ip_inside_the_cluster_or_service_network_is_named(tmp_path: Path) 
         "172.30.0.0/16; 3.11's nodes ignore this HostSubnet (no VXLAN, ARP or multicast flows "
         "to it) and its own node does not start",
     )
+
+
+def test_namespaces_sharing_a_vnid_under_networkpolicy_are_named(tmp_path: Path) -> None:
+    def netns(name: str, netid: int) -> str:
+        return (f"apiVersion: network.openshift.io/v1\nkind: NetNamespace\n"
+                f"metadata: {{name: {name}}}\nnetname: {name}\nnetid: {netid}\n")
+
+    objects = [CLUSTER.replace("ovs-subnet", "ovs-networkpolicy"), netns("default", 0),
+               netns("infra", 0), netns("a", 11), netns("b", 11), netns("c", 12)]
+    t = load_topology([write(tmp_path, "all.yaml", "---\n".join(objects))], cache=None)
+    shared = ("keeps one NetworkPolicy state per VNID: a policy in any of them (a deny-all, an "
+              "unsupported one) isolates the pods of all of them")
+    assert t.warnings == (
+        f"namespaces default, infra share VNID 0; 3.11's ovs-networkpolicy {shared}",
+        f"namespaces a, b share VNID 11; 3.11's ovs-networkpolicy {shared}",
+    )

@@ -63,6 +63,7 @@ from topology.load.resolve import (
     egress_policy_warnings,
     host_subnet_warnings,
     resolve_net_namespaces,
+    shared_policy_state_warnings,
 )
 from topology.load.yamlreader import YamlList, YamlMap, read_documents
 from topology.model import Plugin, Topology
@@ -157,6 +158,8 @@ def _assemble(
     host_subnets = tuple(obj.value for obj in objects.usable("HostSubnet"))
     warnings += host_subnet_warnings(host_subnets, network)
     egress_policies = tuple(obj.value for obj in objects.usable("EgressNetworkPolicy"))
+    if network.plugin is Plugin.NETWORKPOLICY:
+        warnings += shared_policy_state_warnings(net_namespaces)
     if network.plugin.supports_vnids:
         warnings += egress_ip_warnings(net_namespaces, host_subnets)
         warnings += egress_policy_warnings(egress_policies, net_namespaces)

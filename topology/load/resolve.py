@@ -51,6 +51,20 @@ def _net_namespace(draft: NetNamespaceDraft, result: master.VnidResult) -> NetNa
     )  # fmt: skip
 
 
+def shared_policy_state_warnings(net_namespaces: Sequence[NetNamespace]) -> list[str]:
+    """ovs-networkpolicy: 3.11 keeps NetworkPolicy state per VNID (`npNamespace`), so the
+    namespaces sharing one (the same `netid`, e.g. several at 0) share their policies."""
+    by_vnid: dict[int, list[str]] = {}
+    for ns in net_namespaces:
+        by_vnid.setdefault(ns.netid, []).append(ns.name)
+    return [
+        f"namespaces {', '.join(sorted(names))} share VNID {vnid}; 3.11's ovs-networkpolicy "
+        "keeps one NetworkPolicy state per VNID: a policy in any of them (a deny-all, an "
+        "unsupported one) isolates the pods of all of them"
+        for vnid, names in sorted(by_vnid.items()) if len(names) > 1
+    ]
+
+
 def host_subnet_warnings(subnets: Sequence[HostSubnet], network: ClusterNetwork) -> list[str]:
     """HostSubnets whose hostIP 3.11's `ValidateNodeIP` refuses: every other node ignores
     them (no tunnel, ARP or multicast flows to them), and their own node does not start."""
