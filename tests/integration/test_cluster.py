@@ -5,6 +5,8 @@ namespace with a TCP listener answering with its pod's name (`clusterprobe serve
 run concurrently from inside the pod namespaces (`clusterprobe probe`):
 
 * ovs-subnet: every pod pair answers ping and TCP; Services; the outside sees node IPs;
+  a node whose hostIP 3.11 refuses (inside a cluster network) is ignored by the others and
+  gets no flows: its pods are cut off, the rest still reach each other;
 * ovs-multitenant: the pair matrix follows the VNIDs (equal, or one of them 0); the egress IP
   is the source the external host sees for frontend pods on every node, node IPs for the
   others; Services within the VNID rules; forged frames (spoofed IP source, spoofed ARP
@@ -166,11 +168,13 @@ def nothing_left_behind() -> Iterator[None]:
                                                                   ifnames & root_ifs)
 
 
-def build(tmp: Path, plugin: str, prefix: str,
-          drop: tuple[str, ...] = ()) -> Iterator[Cluster]:
-    """Build the rich cluster under `plugin`, start the listeners; tear everything down after,
-    whatever happened."""
+def build(tmp: Path, plugin: str, prefix: str, drop: tuple[str, ...] = (),
+          edit: Callable[[Path], None] | None = None) -> Iterator[Cluster]:
+    """Build the rich cluster under `plugin` (its files changed by `edit`), start the
+    listeners; tear everything down after, whatever happened."""
     topo_dir = copy_topology(tmp / "topology", plugin, drop)
+    if edit is not None:
+        edit(topo_dir)
     topology = load_topology([topo_dir], cache=None)
     state = tmp / "state"
     BUILT.append(state)
@@ -354,6 +358,40 @@ class TestSubnet:
         expected = {p.key: str(cluster.topology.host_subnet(p.node).host_ip)  # type: ignore
                     for p in cluster.pods}
         assert seen == expected
+
+
+class TestRefusedHostIP:
+    """node-c's hostIP (moved to 192.168.50.17) inside a second cluster network: 3.11's
+    ValidateNodeIP makes every other node ignore its HostSubnet, and node-c itself would not
+    start (the controller cannot compile it; its br0 stays empty).  node-c's pods are cut
+    off; the pods of node-a and node-b reach each other as before."""
+
+    BAD_IP = "192.168.50.17"
+
+    @staticmethod
+    def refuse_node_c(topo_dir: Path) -> None:
+        net = topo_dir / "network.yaml"
+        text = net.read_text().replace("hostIP: 192.168.50.13", "hostIP: 192.168.50.17")
+        text = text.replace("  - CIDR: 10.64.0.0/16\n    hostSubnetLength: 8\n",
+                            "  - CIDR: 10.64.0.0/16\n    hostSubnetLength: 8\n"
+                            "  - CIDR: 192.168.50.16/30\n    hostSubnetLength: 2\n")
+        net.write_text(text)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def cluster(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+        yield from build(tmp_path_factory.mktemp("refused"), "subnet", PREFIX + "r",
+                         edit=cls.refuse_node_c)
+
+    def test_node_c_is_ignored_and_cut_off(self, cluster: Cluster) -> None:
+        topology = cluster.topology
+        assert any("HostSubnet/node-c" in w and "does not start" in w for w in topology.warnings)
+        assert not cluster.ovs("node-c").dump_flows("br0")
+        for host, other in (("node-a", "192.168.50.12"), ("node-b", "192.168.50.11")):
+            flows = " ".join(cluster.ovs(host).dump_flows("br0"))
+            assert self.BAD_IP not in flows and f"tun_src={other}" in flows, host
+        outcomes = check_matrix(cluster, lambda s, d, p: "node-c" not in (s.node, d.node))
+        assert outcomes == {True, False}
 
 
 # ------------------------------------------------------------------------------ ovs-multitenant
