@@ -10,6 +10,13 @@ namespace accepts only what one of those policies allows; a pod no policy select
 everything.  3.11 narrows it: ingress only; a peer with
 both a pod and a namespace selector, or an ipBlock, allows nothing; a policy with a named or
 missing port, or a protocol other than TCP/UDP, makes its whole namespace deny-all.
+
+3.11 keeps policy state per VNID, not per namespace: namespaces sharing a VNID (the same
+netid) share their policies.  A policy with an empty pod selector selects every pod of the
+VNID (so one namespace's deny-all isolates them all), an unsupported policy makes the whole
+VNID deny-all, an empty pod-selector peer admits every pod of the VNID, and a namespace
+selector admits the VNIDs of the namespaces it selects.  A non-empty pod selector (of the
+policy or of a peer) picks pods of the policy's own namespace.
 """
 
 from __future__ import annotations
@@ -52,19 +59,37 @@ def peer_allows(topology: Topology, policy: NetworkPolicy, peer: PolicyPeer, src
                                      and peer.namespace_selector is not None):
         return False
     if peer.pod_selector is not None:
+        if peer.pod_selector.is_empty:  # every pod of the policy's VNID
+            return topology.vnid_of(src.namespace) == topology.vnid_of(policy.namespace)
         return src.namespace == policy.namespace and peer.pod_selector.matches(src.label_map)
-    labels = next((ns.label_map for ns in topology.namespaces if ns.name == src.namespace), {})
-    return peer.namespace_selector is not None and peer.namespace_selector.matches(labels)
+    if peer.namespace_selector is None:
+        return False
+    selected = {topology.vnid_of(ns.name) for ns in topology.namespaces
+                if ns.name in _net_namespace_names(topology)
+                and peer.namespace_selector.matches(ns.label_map)}
+    return peer.namespace_selector.is_empty or topology.vnid_of(src.namespace) in selected
+
+
+def _net_namespace_names(topology: Topology) -> set[str]:
+    return {nn.name for nn in topology.net_namespaces}
+
+
+def selects(policy: NetworkPolicy, dst: Pod) -> bool:
+    """Does `policy` (of dst's VNID) select `dst`?  An empty selector selects the VNID."""
+    if policy.pod_selector.is_empty:
+        return True
+    return policy.namespace == dst.namespace and policy.pod_selector.matches(dst.label_map)
 
 
 def policy_allows(topology: Topology, src: Pod, dst: Pod, port: int | None) -> bool:
     """May `src` open a TCP connection to `dst` on `port`?  `port` None stands for ICMP:
     only a rule without ports lets it through."""
+    vnid = topology.vnid_of(dst.namespace)
     policies = [p for p in topology.network_policies
-                if p.namespace == dst.namespace and "Ingress" in p.policy_types]
+                if topology.vnid_of(p.namespace) == vnid and "Ingress" in p.policy_types]
     if any(unsupported(p) for p in policies):
         return False
-    selecting = [p for p in policies if p.pod_selector.matches(dst.label_map)]
+    selecting = [p for p in policies if selects(p, dst)]
     if not selecting:
         return True
     return any((not rule.ports or (port is not None and any(

@@ -42,10 +42,13 @@ def bridge_name(host: str, taken: set[str]) -> str:
 
 def build_lab(ovs: PrivateOvs, topology: Topology, settings: Settings | None = None,
               prefix: str = "") -> TraceLab:
-    """One bridge per HostSubnet, each holding its node's complete flow set."""
+    """One bridge per HostSubnet, each holding its node's complete flow set; none for a node
+    3.11 would not start (its hostIP inside the cluster or service network)."""
     settings = settings if settings is not None else Settings()
     lab = TraceLab(ovs, topology)
     for hs in topology.host_subnets:
+        if topology.cluster_network.node_ip_conflict(hs.host_ip) is not None:
+            continue
         bridge = bridge_name(prefix + hs.host, set(lab.bridges.values()))
         ports = {pod.interface or f"pod{pod.ofport}": pod.ofport for pod in topology.pods
                  if pod.node == hs.host and pod.ofport is not None}

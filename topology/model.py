@@ -8,6 +8,7 @@ was defined (`Origin`) so that validation and the compiler can name file and lin
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
@@ -24,6 +25,8 @@ ANNOTATION_DATAPATH_ID = "osdn.dev/datapath-id"
 ANNOTATION_MULTICAST = "netnamespace.network.openshift.io/multicast-enabled"
 ANNOTATION_CHANGE_NETWORK = "pod.network.openshift.io/multitenant.change-network"
 ANNOTATION_FIXED_VNID_HOST = "pod.network.openshift.io/fixed-vnid-host"
+
+LOOPBACK_NODE_IP = IPv4Address("127.0.0.1")  # the one loopback address ValidateNodeIP names
 
 VXLAN_OFPORT = 1
 TUN0_OFPORT = 2
@@ -87,6 +90,18 @@ class ClusterNetwork:
     vxlan_port: int = 4789
     mtu: int = 1450
     origin: Origin | None = field(default=None, compare=False)
+
+    def node_ip_conflict(self, ip: IPv4Address) -> str | None:
+        """Why 3.11's `ValidateNodeIP` refuses `ip` as a node's IP, or None.  A node IP inside
+        the pod or service network would route the node's VXLAN into the SDN (rhbz#1295486)."""
+        if ip == LOOPBACK_NODE_IP:
+            return f"is {ip}, not a node IP"
+        for entry in self.networks:
+            if ip in entry.cidr:
+                return f"lies inside the cluster network {entry.cidr}"
+        if ip in self.service_network:
+            return f"lies inside the service network {self.service_network}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -320,6 +335,22 @@ class Topology:
     @cached_property
     def _vnids(self) -> dict[str, int]:
         return {nn.name: nn.netid for nn in self.net_namespaces}
+
+
+def egress_ip_sources(net_namespaces: Iterable[NetNamespace]) -> dict[int, NetNamespace]:
+    """Per VNID, the NetNamespace whose egressIPs 3.11 uses, for the VNIDs where it lists any.
+
+    3.11's EgressIPTracker keeps one egress-IP list per VNID (`namespacesByVNID`) and every
+    NetNamespace event replaces it with that NetNamespace's list, an empty one included
+    (`UpdateNetNamespaceEgress`).  A node reads the NetNamespaces at start in the API's order,
+    by name, so of namespaces sharing a VNID (joined, or the same netid) the one whose name
+    sorts last decides, even when it lists none."""
+    last: dict[int, NetNamespace] = {}
+    for nn in net_namespaces:
+        known = last.get(nn.netid)
+        if known is None or nn.name > known.name:
+            last[nn.netid] = nn
+    return {vnid: nn for vnid, nn in last.items() if nn.egress_ips}
 
 
 def mac_for_ip(ip: IPv4Address) -> str:

@@ -36,13 +36,29 @@ class UnknownNode(OsdnError, KeyError):
     pass
 
 
+class RefusedNode(UnknownNode):
+    """The node's own HostSubnet has a hostIP 3.11 refuses: its node would not start."""
+
+
 def host_subnet_of(topology: Topology, node: str) -> HostSubnet:
-    """The HostSubnet of `node`; UnknownNode if the topology has none."""
+    """The HostSubnet of `node`; UnknownNode if the topology has none, RefusedNode if its
+    hostIP is one 3.11's `getLocalSubnet` refuses (`ValidateNodeIP`: the node exits)."""
     host_subnet = topology.host_subnet(node)
     if host_subnet is None:
         known = ", ".join(sorted(hs.host for hs in topology.host_subnets))
         raise UnknownNode(f"no HostSubnet with host {node!r} (known: {known})")
+    conflict = topology.cluster_network.node_ip_conflict(host_subnet.host_ip)
+    if conflict is not None:
+        raise RefusedNode(f"HostSubnet {host_subnet.name}: hostIP {host_subnet.host_ip} "
+                          f"{conflict}; 3.11's node does not start on it")
     return host_subnet
+
+
+def is_remote_node(topology: Topology, local: HostSubnet, other: HostSubnet) -> bool:
+    """Whether 3.11's HostSubnet watcher on `local` adds flows for `other`: another hostIP,
+    and one `ValidateNodeIP` accepts (else it ignores that HostSubnet, with an error)."""
+    return other.host_ip != local.host_ip \
+        and topology.cluster_network.node_ip_conflict(other.host_ip) is None
 
 
 def ofport_of(pod: Pod, port_numbers: Mapping[str, int] | None) -> int | None:
@@ -114,8 +130,9 @@ class NodeContext:
 
     @cached_property
     def remote_subnets(self) -> list[HostSubnet]:
-        """Other nodes, as 3.11's HostSubnet watcher sees them (by hostIP)."""
-        return [hs for hs in self.topology.host_subnets if hs.host_ip != self.node.host_ip]
+        """Other nodes, as 3.11's HostSubnet watcher sees them (by hostIP, valid ones)."""
+        return [hs for hs in self.topology.host_subnets
+                if is_remote_node(self.topology, self.node, hs)]
 
     def ofport(self, pod: Pod) -> int | None:
         return ofport_of(pod, self.port_numbers)

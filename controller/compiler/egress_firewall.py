@@ -1,8 +1,9 @@
 """EgressNetworkPolicy in table 101 (3.11 `UpdateEgressNetworkPolicyRules`).
 
-Flows are per VNID: rule i of N gets priority N - i, Allow -> tun0, Deny -> drop.  A VNID
-shared by several namespaces, or holding several policies, drops all egress (priority 1);
-a policy in the global VNID 0 is ignored.  dnsName rules use the resolver in the settings;
+Flows are per VNID: rule i of N gets priority N - i, Allow -> tun0, Deny -> drop.  A policy
+without rules is ignored (3.11 keeps one only if `len(spec.egress) > 0`).  A VNID shared by
+several namespaces, or holding several policies, drops all egress (priority 1); a policy in
+the global VNID 0 is ignored.  dnsName rules use the resolver in the settings;
 a name that does not resolve yields no flow and a warning, never a crash.
 """
 
@@ -31,6 +32,8 @@ def compile_egress_firewalls(ctx: NodeContext) -> None:
         return
     by_vnid: dict[int, list[EgressNetworkPolicy]] = defaultdict(list)
     for enp in ctx.topology.egress_network_policies:
+        if not enp.rules:
+            continue  # 3.11 `handleEgressNetworkPolicy`: kept only if len(spec.egress) > 0
         by_vnid[ctx.vnid(enp.namespace)].append(enp)
     for vnid, policies in sorted(by_vnid.items()):
         _compile_vnid(ctx, vnid, policies)

@@ -1,7 +1,9 @@
 """Egress IPs in table 100, as 3.11's EgressIPTracker decides them.
 
-An egress IP is *active* when exactly one HostSubnet and exactly one NetNamespace claim it
-and that namespace claims no second IP on the same node.  A namespace uses the first of its
+3.11 keeps one egress-IP list per VNID: of namespaces sharing a VNID, the NetNamespace whose
+name sorts last decides (`topology.model.egress_ip_sources`), so a VNID gets exactly one
+table-100 flow.  An egress IP is *active* when exactly one HostSubnet and exactly one VNID
+claim it and that VNID claims no second IP on the same node.  A namespace uses the first of its
 IPs that is active (all nodes are taken to be online: the VXLAN monitor's failover needs a
 live cluster); if a listed IP is claimed by several namespaces, or none is usable, the
 namespace's external traffic is dropped.
@@ -13,12 +15,12 @@ from collections import defaultdict
 from ipaddress import IPv4Address
 
 from controller.compiler.context import NodeContext
-from controller.compiler.hostsubnet import to_node
+from controller.compiler.hostsubnet import tunnel_to
 from controller.compiler.unit import UnitKind
 from controller.pipeline.cookies import Owner, OwnerKind
 from controller.pipeline.flow import Action, Conntrack, Match, Proto, SetField, SetFieldName
 from controller.pipeline.tables import Table
-from topology.model import HostSubnet, NetNamespace, Topology
+from topology.model import HostSubnet, NetNamespace, Topology, egress_ip_sources
 
 
 def mark_for_vnid(vnid: int, masquerade_bit: int) -> int:
@@ -40,9 +42,10 @@ def egress_nodes(topology: Topology) -> dict[NetNamespace, HostSubnet | None]:
     for hs in topology.host_subnets:
         for ip in hs.egress_ips:
             nodes_by_ip[ip].append(hs)
+    sources = egress_ip_sources(topology.net_namespaces)
     spaces_by_ip: dict[IPv4Address, list[NetNamespace]] = defaultdict(list)
-    for nn in topology.net_namespaces:
-        for ip in nn.egress_ips:
+    for nn in sources.values():
+        for ip in dict.fromkeys(nn.egress_ips):  # a repeated IP is one claim
             spaces_by_ip[ip].append(nn)
 
     def active(ip: IPv4Address) -> bool:
@@ -54,7 +57,7 @@ def egress_nodes(topology: Topology) -> dict[NetNamespace, HostSubnet | None]:
 
     result: dict[NetNamespace, HostSubnet | None] = {}
     for nn in topology.net_namespaces:
-        if not nn.egress_ips:
+        if sources.get(nn.netid) is not nn:
             continue
         chosen: HostSubnet | None = None
         for ip in nn.egress_ips:
@@ -82,8 +85,9 @@ def compile_egress_ips(ctx: NodeContext) -> None:
         else:
             # 3.11.z (origin #23610): commit so that policy accepts the replies
             commit: tuple[Action, ...] = (Conntrack(commit=True),) if ctx.conntrack else ()
+            # the pod's VNID, even to a fixed-VNID (F5) host: the egress node reads it
             ctx.out.add(own, Table.EGRESS_IP, 100, Match(proto=Proto.IP, reg0=vnid),
-                        commit + to_node(node))
+                        commit + tunnel_to(node))
 
 
 UNIT = UnitKind.whole("egress-ip", compile_egress_ips)

@@ -29,9 +29,18 @@ def owner(hs: HostSubnet) -> Owner:
 
 
 def to_node(hs: HostSubnet) -> tuple[Action, ...]:
-    """Tunnel to `hs`, carrying the source VNID (or the F5 VTEP's fixed one)."""
-    vnid: Action = MoveRegToTunId(SRC_VNID) if hs.fixed_vnid is None else LoadTunId(hs.fixed_vnid)
-    return (vnid, SetField(SetFieldName.TUN_DST, str(hs.host_ip)), Output(VXLAN_OFPORT))
+    """Tunnel to `hs`'s pod subnet, carrying the source VNID (or the F5 VTEP's fixed one)."""
+    if hs.fixed_vnid is None:
+        return tunnel_to(hs)
+    return (LoadTunId(hs.fixed_vnid), SetField(SetFieldName.TUN_DST, str(hs.host_ip)),
+            Output(VXLAN_OFPORT))
+
+
+def tunnel_to(hs: HostSubnet) -> tuple[Action, ...]:
+    """Tunnel to `hs` carrying the source VNID, whatever the node (3.11's egress-IP flow
+    never loads a fixed VNID: `SetNamespaceEgressViaEgressIP`)."""
+    return (MoveRegToTunId(SRC_VNID), SetField(SetFieldName.TUN_DST, str(hs.host_ip)),
+            Output(VXLAN_OFPORT))
 
 
 def add_remote(ctx: NodeContext, hs: HostSubnet) -> None:

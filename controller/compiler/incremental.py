@@ -16,8 +16,8 @@ What each kind of unit reads, and so when it is recomputed:
 | pod (per local pod)   | the local pod, its ofport, its namespace's VNID                 |
 | service (per Service) | the Service, its namespace's VNID                               |
 | vnid-rule (per VNID)  | the VNID in use by a local pod or any Service                   |
-| policy-namespace      | its policies, the namespace's pods (any node), VNIDs, and       |
-|   (per namespace)     | Namespaces if a policy selects them                             |
+| policy-vnid (per VNID | the policies of its namespaces, their pods (any node), VNIDs,   |
+|   in use)             | and Namespaces if a policy selects them                         |
 | egress-ip             | HostSubnets, NetNamespaces                                      |
 | egress-firewall       | EgressNetworkPolicies, NetNamespaces (+ DNS)                    |
 | multicast             | NetNamespaces, local pods                                       |
@@ -31,12 +31,18 @@ encode: it is handed the encoder (`controller.openflow.wire.encode_flow` in the 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
 from controller.compiler import NodeFlows
-from controller.compiler.context import NodeContext, Settings, host_subnet_of, ofport_of
+from controller.compiler.context import (
+    NodeContext,
+    Settings,
+    host_subnet_of,
+    is_remote_node,
+    ofport_of,
+)
 from controller.compiler.desired import DesiredFlows
 from controller.compiler.diff import changed_objects
 from controller.compiler.egress_firewall import UNIT as EGRESS_FIREWALL
@@ -45,7 +51,7 @@ from controller.compiler.hostsubnet import REPLICATION_UNIT as REPLICATION
 from controller.compiler.hostsubnet import UNIT as REMOTE_NODE
 from controller.compiler.multicast import UNIT as MULTICAST
 from controller.compiler.multicast import enabled_vnids
-from controller.compiler.networkpolicy import UNIT as POLICY_NAMESPACE
+from controller.compiler.networkpolicy import UNIT as POLICY_VNID
 from controller.compiler.pod import UNIT as POD
 from controller.compiler.registry import UNIT_KINDS, UnitOrder
 from controller.compiler.service import UNIT as SERVICE
@@ -188,7 +194,7 @@ class NodeCompiler(Generic[E]):
         self._merged.order = UnitOrder(topology)
         plugin = topology.cluster_network.plugin
         self._remote = {hs.name: hs for hs in topology.host_subnets
-                        if hs.host_ip != host.host_ip}
+                        if is_remote_node(topology, host, hs)}
         self._local_all = {pod.key: pod for pod in topology.pods if pod.node == host.host}
         for key, pod in self._local_all.items():
             port = ofport_of(pod, ports)
@@ -254,7 +260,7 @@ class NodeCompiler(Generic[E]):
         if plugin is Plugin.MULTITENANT:
             self._update_vnid_rules(topology, change)
         if plugin is Plugin.NETWORKPOLICY:
-            self._update_policy_namespaces(old, topology, change)
+            self._update_policy_vnids(old, topology, change)
         self._update_egress_firewall(old, topology, change)
         self.topology = topology
         ctx = self._context(topology, host, ports)
@@ -286,7 +292,7 @@ class NodeCompiler(Generic[E]):
                 del self._remote[hs.name]
                 self._merged.remove((REMOTE_NODE, hs.name))
         for hs in added:
-            if hs.host_ip != host.host_ip:
+            if is_remote_node(topology, host, hs):
                 self._remote[hs.name] = hs
                 change.recompute[(REMOTE_NODE, hs.name)] = hs
         if remote_ips != sorted(str(hs.host_ip) for hs in self._remote.values()):
@@ -375,30 +381,36 @@ class NodeCompiler(Generic[E]):
             change.recompute[(VNID_RULE, vnid)] = vnid
         self._vnid_count = counts
 
-    def _update_policy_namespaces(self, old: Topology, topology: Topology,
-                                  change: _Change) -> None:
-        """ovs-networkpolicy's namespaces in use (a local pod) and their policy flows."""
-        dirty = change.policy_namespaces
+    def _update_policy_vnids(self, old: Topology, topology: Topology, change: _Change) -> None:
+        """ovs-networkpolicy's VNIDs in use (a local pod) and their policy flows: a VNID's
+        flows read the policies and pods of every namespace that has it."""
+        namespaces = change.policy_namespaces
         removed, added = changed_objects(old.network_policies, topology.network_policies)
         if removed or added:
             self._policies_by_ns = {}
             for policy in topology.network_policies:
                 self._policies_by_ns.setdefault(policy.namespace, []).append(policy)
-            dirty |= {p.namespace for p in removed} | {p.namespace for p in added}
-        dirty |= change.vnid_namespaces
-        existing = self._merged.idents(POLICY_NAMESPACE)
+            namespaces |= {p.namespace for p in removed} | {p.namespace for p in added}
+        vnids = self._vnids
+        dirty = {vnids[ns] for ns in namespaces if ns in vnids}
+        for ns in change.vnid_namespaces:  # its VNIDs, before and after, changed members
+            dirty.add(_vnid_of(old, ns))
+            if ns in vnids:
+                dirty.add(vnids[ns])
+        existing = self._merged.idents(POLICY_VNID)
         if change.net_namespaces or old.namespaces != topology.namespaces:
-            dirty |= {ns for ns in existing if self._selects_namespaces(ns)}
-        in_use = {pod.namespace for pod, _ in self._local.values()}
-        for ns in existing - in_use:
-            self._merged.remove((POLICY_NAMESPACE, ns))
-        for ns in (in_use - existing) | (dirty & in_use):
-            change.recompute[(POLICY_NAMESPACE, ns)] = ns
+            dirty |= existing & self._vnids_selecting_namespaces()
+        in_use = {vnids[pod.namespace] for pod, _ in self._local.values()}
+        for vnid in existing - in_use:
+            self._merged.remove((POLICY_VNID, vnid))
+        for vnid in (in_use - existing) | (dirty & in_use):
+            change.recompute[(POLICY_VNID, vnid)] = vnid
 
-    def _selects_namespaces(self, namespace: str) -> bool:
-        return any(peer.namespace_selector is not None
-                   for policy in self._policies_by_ns.get(namespace, ())
-                   for rule in policy.ingress for peer in rule.peers)
+    def _vnids_selecting_namespaces(self) -> set[Hashable]:
+        """The VNIDs with a policy whose peers select namespaces (by label)."""
+        return {self._vnids.get(namespace) for namespace, policies in self._policies_by_ns.items()
+                if any(peer.namespace_selector is not None for policy in policies
+                       for rule in policy.ingress for peer in rule.peers)}
 
     def _update_egress_firewall(self, old: Topology, topology: Topology,
                                 change: _Change) -> None:

@@ -1,9 +1,14 @@
 """ovs-networkpolicy's table 80 (3.11 `parseNetworkPolicy` + `syncNamespace`), minus its bugs.
 
-For each namespace with a pod on this node ("in use"):
+3.11 keeps its policy state per VNID (`npNamespace`, keyed by VNID): namespaces sharing a
+VNID (the same `netid`, e.g. several at 0) share one set of policies.  For each VNID with a
+pod on this node ("in use"), over the policies of all its namespaces:
 * every allowed (selected pod x peer x port) combination: priority 150, reg1=V, -> reg2;
-* if some policy selects all pods of V: nothing else (table 80's drop denies the rest);
+* if some policy selects all pods: nothing else (table 80's drop denies the rest), so one
+  namespace's deny-all isolates every pod of the VNID (fail closed, as 3.11);
 * else a priority-100 drop per selected pod IP and a priority-50 allow for the rest.
+A policy's pod selectors pick pods of its own namespace (3.11 picked them in whichever
+namespace of the VNID its `npNamespace` was named after: the order of watch events).
 
 Departures from 3.11, on purpose: an egress-only policy selects no pods for ingress (3.11
 wrote an invalid `nw_dst=` flow); flows are derived from the whole topology, so deleting one
@@ -15,6 +20,7 @@ warning naming the policy and the reason.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -44,24 +50,29 @@ def policy_owner(policy: NetworkPolicy) -> Owner:
     return Owner(OwnerKind.NETWORK_POLICY, policy.key)
 
 
-def namespace_owner(namespace: str) -> Owner:
-    return Owner(OwnerKind.POLICY_NAMESPACE, namespace)
+def namespace_owner(namespaces: Sequence[str]) -> Owner:
+    """The owner of a VNID's drops and allow-rest: its namespaces, sorted, by name (one
+    namespace's name alone when it has its VNID to itself)."""
+    return Owner(OwnerKind.POLICY_NAMESPACE, ",".join(namespaces))
 
 
-def namespaces_in_use(ctx: NodeContext) -> list[str]:
-    """The namespaces with a pod on this node, sorted (ovs-networkpolicy only)."""
+def vnids_in_use(ctx: NodeContext) -> list[int]:
+    """The VNIDs of the pods on this node, sorted (ovs-networkpolicy only)."""
     if ctx.plugin is not Plugin.NETWORKPOLICY:
         return []
-    return sorted({pod.namespace for pod, _ in ctx.local_pods})
+    return sorted({ctx.vnid(pod.namespace) for pod, _ in ctx.local_pods})
 
 
-def sync_namespace(ctx: NodeContext, namespace: str) -> None:
-    """The table-80 flows of one namespace in use: its policies' allows, then its drops."""
-    vnid = ctx.vnid(namespace)
-    policies = ctx.policies_by_namespace.get(namespace, [])
+def sync_vnid(ctx: NodeContext, vnid: int) -> None:
+    """The table-80 flows of one VNID in use: the allows of the policies of all its
+    namespaces, then its drops."""
+    namespaces = sorted(ctx.namespaces_by_vnid.get(vnid, ()))
+    policies = [policy for namespace in namespaces
+                for policy in sorted(ctx.policies_by_namespace.get(namespace, ()),
+                                     key=lambda p: p.name)]
     all_selected = False
     selected: list[IPv4Address] = []
-    for policy in sorted(policies, key=lambda p: p.name):
+    for policy in policies:
         parsed = _parse_or_deny(ctx, policy)
         own, allow = policy_owner(policy), (OutputReg(OUT_PORT),)
         for match in parsed.matches:
@@ -74,7 +85,7 @@ def sync_namespace(ctx: NodeContext, namespace: str) -> None:
             selected += [ip for ip in parsed.selected_ips if ip not in selected]
     if all_selected:
         return
-    own = namespace_owner(namespace)
+    own = namespace_owner(namespaces)
     for ip in selected:
         ctx.out.add(own, Table.INGRESS_POLICY, 100,
                     Match(proto=Proto.IP, reg1=vnid, nw_dst=IPv4Network(int(ip))))
@@ -171,4 +182,4 @@ def _merge(*parts: Match) -> Match:
     return Match(**fields)  # type: ignore[arg-type]
 
 
-UNIT = UnitKind("policy-namespace", namespaces_in_use, sync_namespace, itself)
+UNIT = UnitKind("policy-vnid", vnids_in_use, sync_vnid, itself)

@@ -143,6 +143,10 @@ def _egress_defaults(ctx: NodeContext) -> None:
     # DNS to the node bypasses egress IPs and the egress firewall
     add(STATIC, Table.EGRESS_IP, 200, Match(proto=Proto.TCP, nw_dst=node_ip, tp_dst=53), TO_TUN0)
     add(STATIC, Table.EGRESS_IP, 200, Match(proto=Proto.UDP, nw_dst=node_ip, tp_dst=53), TO_TUN0)
+    # 3.11.z (origin #26389, openshift/sdn#236): a reply to a connection that came from
+    # outside leaves as any reply does, not through the egress IP.  Written for every plugin,
+    # as upstream does; without conntrack (subnet, multitenant) nothing is ever +rpl.
+    add(STATIC, Table.EGRESS_IP, 150, Match(ct_state="+rpl"), goto=Table.EGRESS_FIREWALL)
     add(STATIC, Table.EGRESS_IP, 0, Match(), goto=Table.EGRESS_FIREWALL)
     add(STATIC, Table.EGRESS_FIREWALL, 0, Match(), TO_TUN0)
 

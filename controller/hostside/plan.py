@@ -16,7 +16,7 @@ from controller.hostside.kubeproxy import (
     kube_proxy_rules,
 )
 from topology.errors import OsdnError
-from topology.model import HostSubnet, NetNamespace, Pod, Topology
+from topology.model import HostSubnet, NetNamespace, Pod, Topology, egress_ip_sources
 
 MAX_CHAIN_NAME = 28  # iptables' limit (XT_EXTENSION_MAXNAMELEN - 1)
 
@@ -168,7 +168,7 @@ def _claimed_egress_ips(topology: Topology, hs: HostSubnet, uplink_net: IPv4Netw
         for ip in set(subnet.egress_ips):
             nodes[ip].append(subnet)
     spaces: dict[IPv4Address, list[NetNamespace]] = defaultdict(list)
-    for nn in topology.net_namespaces:
+    for nn in egress_ip_sources(topology.net_namespaces).values():  # one list per VNID
         for ip in set(nn.egress_ips):
             spaces[ip].append(nn)
     claims = []

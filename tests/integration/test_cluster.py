@@ -5,13 +5,16 @@ namespace with a TCP listener answering with its pod's name (`clusterprobe serve
 run concurrently from inside the pod namespaces (`clusterprobe probe`):
 
 * ovs-subnet: every pod pair answers ping and TCP; Services; the outside sees node IPs;
+  a node whose hostIP 3.11 refuses (inside a cluster network) is ignored by the others and
+  gets no flows: its pods are cut off, the rest still reach each other;
 * ovs-multitenant: the pair matrix follows the VNIDs (equal, or one of them 0); the egress IP
   is the source the external host sees for frontend pods on every node, node IPs for the
   others; Services within the VNID rules; forged frames (spoofed IP source, spoofed ARP
   sender, VXLAN sent to another node) are dropped and counted at tables 20 and 100; join /
   isolate / make-global applied live through the NetNamespace annotation change the matrix;
 * ovs-networkpolicy: pod<->pod only, against an independent NetworkPolicy oracle, with no
-  policy, a deny-all, a policy allowing one namespace on one port, and the example's full set.
+  policy, a deny-all, a policy allowing one namespace on one port, the example's full set,
+  and two namespaces sharing a VNID (one policy state, as 3.11).
   Services and traffic to the outside are not tested under ovs-networkpolicy: its flows rely
   on OVS and the kernel sharing one conntrack (table 30's ct(nat) undoing kube-proxy's DNAT,
   replies from outside seen as +rpl), and the userspace datapath's conntrack is OVS's own.
@@ -165,11 +168,13 @@ def nothing_left_behind() -> Iterator[None]:
                                                                   ifnames & root_ifs)
 
 
-def build(tmp: Path, plugin: str, prefix: str,
-          drop: tuple[str, ...] = ()) -> Iterator[Cluster]:
-    """Build the rich cluster under `plugin`, start the listeners; tear everything down after,
-    whatever happened."""
+def build(tmp: Path, plugin: str, prefix: str, drop: tuple[str, ...] = (),
+          edit: Callable[[Path], None] | None = None) -> Iterator[Cluster]:
+    """Build the rich cluster under `plugin` (its files changed by `edit`), start the
+    listeners; tear everything down after, whatever happened."""
     topo_dir = copy_topology(tmp / "topology", plugin, drop)
+    if edit is not None:
+        edit(topo_dir)
     topology = load_topology([topo_dir], cache=None)
     state = tmp / "state"
     BUILT.append(state)
@@ -355,6 +360,40 @@ class TestSubnet:
         assert seen == expected
 
 
+class TestRefusedHostIP:
+    """node-c's hostIP (moved to 192.168.50.17) inside a second cluster network: 3.11's
+    ValidateNodeIP makes every other node ignore its HostSubnet, and node-c itself would not
+    start (the controller cannot compile it; its br0 stays empty).  node-c's pods are cut
+    off; the pods of node-a and node-b reach each other as before."""
+
+    BAD_IP = "192.168.50.17"
+
+    @staticmethod
+    def refuse_node_c(topo_dir: Path) -> None:
+        net = topo_dir / "network.yaml"
+        text = net.read_text().replace("hostIP: 192.168.50.13", "hostIP: 192.168.50.17")
+        text = text.replace("  - CIDR: 10.64.0.0/16\n    hostSubnetLength: 8\n",
+                            "  - CIDR: 10.64.0.0/16\n    hostSubnetLength: 8\n"
+                            "  - CIDR: 192.168.50.16/30\n    hostSubnetLength: 2\n")
+        net.write_text(text)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def cluster(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+        yield from build(tmp_path_factory.mktemp("refused"), "subnet", PREFIX + "r",
+                         edit=cls.refuse_node_c)
+
+    def test_node_c_is_ignored_and_cut_off(self, cluster: Cluster) -> None:
+        topology = cluster.topology
+        assert any("HostSubnet/node-c" in w and "does not start" in w for w in topology.warnings)
+        assert not cluster.ovs("node-c").dump_flows("br0")
+        for host, other in (("node-a", "192.168.50.12"), ("node-b", "192.168.50.11")):
+            flows = " ".join(cluster.ovs(host).dump_flows("br0"))
+            assert self.BAD_IP not in flows and f"tun_src={other}" in flows, host
+        outcomes = check_matrix(cluster, lambda s, d, p: "node-c" not in (s.node, d.node))
+        assert outcomes == {True, False}
+
+
 # ------------------------------------------------------------------------------ ovs-multitenant
 
 def n_packets(ovs: OvsCommands, table: int, match: Callable[[str], bool]) -> int:
@@ -529,4 +568,19 @@ class TestNetworkPolicy:
     def test_the_example_policies(self, cluster: Cluster) -> None:
         cluster.edit(self.policies())
         assert len(cluster.topology.network_policies) == 4
+        assert self.check(cluster) == {True, False}
+
+    def test_a_shared_vnid_shares_policy_state(self, cluster: Cluster) -> None:
+        """analytics given backend's netid: 3.11 keeps policy state per VNID, so backend's
+        deny-all isolates analytics' pods too (no priority-50 allow for the VNID)."""
+        def share_backends_vnid(topo_dir: Path) -> None:
+            net = topo_dir / "network.yaml"
+            write_atomic(net, net.read_text().replace("netid: 8229284", "netid: 12820696"))
+            self.policies("deny-all")(topo_dir)
+
+        topology = cluster.edit(share_backends_vnid)
+        assert topology.vnid_of("analytics") == topology.vnid_of("backend")
+        analytics = [p for p in cluster.pods if p.namespace == "analytics"]
+        web = next(p for p in cluster.pods if p.namespace == "frontend")
+        assert analytics and not any(policy_allows(topology, web, p, 8080) for p in analytics)
         assert self.check(cluster) == {True, False}

@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
 
 from controller.compiler import Settings
 from lab.privateovs import PrivateOvs
-from lab.tracelab import TraceLab, build_lab, check_case, load_cases, send_from_pod
+from lab.tracelab import (
+    TraceLab,
+    build_lab,
+    check_case,
+    load_cases,
+    send_from_pod,
+    tun_id_of,
+)
 from topology.load import load_topology
-from topology.model import Plugin, Topology
+from topology.model import EgressNetworkPolicy, NetNamespace, Plugin, Topology
 
 pytestmark = pytest.mark.ovs
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -65,6 +74,93 @@ def test_seed_trace_t8_mark_follows_the_masquerade_bit(private_ovs: PrivateOvs) 
     finally:
         for bridge in lab.bridges.values():
             private_ovs.del_bridge(bridge)
+
+
+# ------------------------------------------------------------------ replies and egress IPs
+
+# T7's packet (kube-public's pod on master; kube-public's egress IP is on infra), under
+# ovs-networkpolicy, as conntrack would classify it: a new connection, or a reply to one
+# that came from outside (the userspace datapath cannot carry such an outside reply here).
+T7_FLOW = "in_port=4,tcp,dl_src=0a:58:0a:80:00:38,nw_src=10.128.0.56,nw_dst=192.168.108.1"
+
+
+def test_reply_from_an_egress_ip_namespace_leaves_locally(make_lab) -> None:
+    """3.11.z origin #26389: table 100's ct_state=+rpl flow sends replies to 101, not to the
+    egress node."""
+    lab = make_lab(load_topology([SEED], plugin=Plugin.NETWORKPOLICY))
+    reply = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk|est|rpl")
+    assert reply.tables == [0, 20, 21, 30, 100, 101], reply.raw
+    assert reply.output_ports() == [2] and not reply.tunnel, reply.raw
+    new = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk|new")
+    assert new.tables == [0, 20, 21, 30, 100], new.raw
+    assert new.output_ports() == [1] and new.tunnel.get("dst") == "192.168.108.113", new.raw
+
+
+def test_egress_ip_to_a_fixed_vnid_host_carries_the_pods_vnid(make_lab) -> None:
+    """3.11's table-100 flow moves reg0 into tun_id even when the egress node is a
+    fixed-VNID (F5) host; only its subnet's flows (50, 90) load the fixed VNID."""
+    topology = load_topology([SEED])
+    hosts = tuple(replace(hs, fixed_vnid=77) if hs.host == "infra.ocp.cn" else hs
+                  for hs in topology.host_subnets)
+    lab = make_lab(replace(topology, host_subnets=hosts))
+    out = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk")
+    assert out.tables == [0, 20, 21, 30, 100], out.raw
+    assert out.tunnel.get("dst") == "192.168.108.113" and tun_id_of(out) == 0x82F8B2, out.raw
+
+
+def test_joined_namespaces_with_egress_ips_leave_by_one_node(make_lab) -> None:
+    """Two NetNamespaces of kube-public's VNID list egress IPs on different nodes: 3.11 keeps
+    one list per VNID, the last NetNamespace's by name ("zz-joined": node1's .201)."""
+    topology = load_topology([SEED])
+    hosts = tuple(replace(hs, egress_ips=(IPv4Address("192.168.108.201"),))
+                  if hs.host == "node1.ocp.cn" else hs for hs in topology.host_subnets)
+    joined = NetNamespace("zz-joined", "uid-zz", 0x82F8B2, (IPv4Address("192.168.108.201"),))
+    lab = make_lab(replace(topology, host_subnets=hosts,
+                           net_namespaces=(*topology.net_namespaces, joined)))
+    assert sum("priority=100" in line
+               for line in lab.ovs.dump_flows(lab.bridges["master.ocp.cn"], 100)) == 1
+    out = lab.trace("master.ocp.cn", T7_FLOW + ",ct_state=trk")
+    assert out.tunnel.get("dst") == "192.168.108.111" and tun_id_of(out) == 0x82F8B2, out.raw
+
+
+def test_a_host_subnet_with_a_host_ip_in_the_pod_network_is_ignored(make_lab) -> None:
+    """3.11's ValidateNodeIP: node2 ignores a HostSubnet whose hostIP lies in the cluster
+    network: no VXLAN accepted from it, no ARP or IP sent to its subnet, no multicast copy."""
+    topology = load_topology([SEED])
+    bad = replace(topology.host_subnets[0], name="bad", uid="uid-bad", host="bad",
+                  host_ip=IPv4Address("10.131.200.9"), subnet=IPv4Network("10.128.200.0/23"),
+                  datapath_id=0xBAD, egress_ips=())
+    lab = make_lab(replace(topology, host_subnets=(*topology.host_subnets, bad)))
+    assert "bad" not in lab.bridges  # its own node does not start
+    pod = "in_port=4,dl_src=0a:58:0a:82:00:06"
+    to_bad = lab.trace("node2.ocp.cn", f"{pod},tcp,nw_src=10.130.0.6,nw_dst=10.128.200.5,"
+                                       "ct_state=trk")
+    assert to_bad.dropped and to_bad.tables[-1] == 90, to_bad.raw
+    arp = lab.trace("node2.ocp.cn", f"{pod},arp,arp_spa=10.130.0.6,arp_tpa=10.128.200.5,"
+                                    "arp_sha=0a:58:0a:82:00:06,arp_op=1")
+    assert arp.dropped and arp.tables[-1] == 50, arp.raw
+    from_bad = lab.trace("node2.ocp.cn", "in_port=1,tun_id=0,tun_src=10.131.200.9,tcp,"
+                                         "nw_src=10.128.200.5,nw_dst=10.130.0.6,ct_state=trk")
+    assert from_bad.dropped and from_bad.tables == [0, 10], from_bad.raw
+    multicast = lab.ovs.dump_flows(lab.bridges["node2.ocp.cn"], 111)
+    assert "10.131.200.9" not in " ".join(multicast) and "192.168.108.113" in " ".join(multicast)
+    to_node1 = lab.trace("node2.ocp.cn", f"{pod},tcp,nw_src=10.130.0.6,nw_dst=10.131.0.4,"
+                                         "ct_state=trk")
+    assert to_node1.tunnel.get("dst") == "192.168.108.111", to_node1.raw
+
+
+def test_an_empty_egress_network_policy_is_ignored(make_lab) -> None:
+    """3.11 keeps an EgressNetworkPolicy only if it has rules: an empty second one in
+    frontend leaves frontend's policy in force (no "several policies: drop all")."""
+    topology = load_topology([RICH], plugin=Plugin.MULTITENANT)
+    empty = EgressNetworkPolicy("frontend", "empty", "uid-empty")
+    lab = make_lab(replace(topology, egress_network_policies=(
+        *topology.egress_network_policies, empty)))
+    web = next(pod for pod in pods_of(topology) if pod.namespace == "frontend")
+    allowed = send_from_pod(lab, web, "192.168.50.7")  # frontend's policy allows its /24
+    assert allowed.delivered_to == 2, allowed
+    denied = send_from_pod(lab, web, "203.0.113.9")  # and denies the rest
+    assert denied.delivered_to is None and denied.hops[-1][1].tables[-1] == 101, denied
 
 
 # ------------------------------------------------------------------ every flow loads

@@ -13,10 +13,10 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from controller.compiler import Settings, UnknownNode, compile_node
-from controller.compiler.context import DEFAULT_SETTINGS
+from controller.compiler.context import DEFAULT_SETTINGS, RefusedNode
 from controller.compiler.egress_ip import mark_for_vnid
 from controller.pipeline.cookies import OwnerKind, is_ours, kind_of
-from tests.support.builders import netns, node, pod, seed, service
+from tests.support.builders import SEED_NODES, netns, node, pod, seed, service
 from topology.model import (
     EgressNetworkPolicy,
     EgressRule,
@@ -165,6 +165,20 @@ def test_multicast_replication_table_111() -> None:
         "table=111, priority=100, actions=goto_table:120"]
 
 
+@pytest.mark.parametrize("bad_ip", ["10.128.8.8", "172.30.9.9", "127.0.0.1"])
+def test_host_subnet_with_a_refused_host_ip_is_ignored(bad_ip: str) -> None:
+    # 3.11 hostSubnetWatcher.updateHostSubnet: ValidateNodeIP fails -> no flows, and not in
+    # the multicast replication list (hostSubnetMap)
+    bad = node("bad", bad_ip, "10.128.100.0/23")
+    t = seed(host_subnets=seed().host_subnets + (bad,))
+    flows = compile_node(t, "node1").to_ofctl()
+    assert bad_ip not in flows and "10.128.100.0/23" not in flows
+    assert table(t, "node1", 111) == table(seed(), "node1", 111)
+    # its own node: getLocalSubnet refuses it and the node exits
+    with pytest.raises(RefusedNode, match=f"HostSubnet bad: hostIP {bad_ip} .*does not start"):
+        compile_node(t, "bad")
+
+
 def test_unknown_node_is_named() -> None:
     with pytest.raises(UnknownNode, match="no HostSubnet with host 'nope'.*infra"):
         compile_node(seed(), "nope")
@@ -295,6 +309,43 @@ def test_egress_ip_claimed_by_two_namespaces_drops_both() -> None:
     assert "table=100, priority=100, reg0=30, actions=drop" in flows
 
 
+def egress_flows(topology, host: str) -> list[str]:
+    return [flow for flow in table(topology, host, 100) if "priority=100" in flow]
+
+
+def test_joined_namespaces_listing_egress_ips_get_one_flow() -> None:
+    # 3.11 keeps one egress-IP list per VNID; at a node's start the NetNamespace whose name
+    # sorts last replaces the others' (UpdateNetNamespaceEgress): here "b"'s .201 on node1
+    hosts = (*SEED_NODES[:1], node("node1", "192.168.108.111", "10.131.0.0/23",
+                                   ("192.168.108.201",)), *SEED_NODES[2:])
+    spaces = (netns("default", 0), netns("b", 20, ("192.168.108.201",)),
+              netns("a", 20, ("192.168.108.200",)))
+    assert egress_flows(seed(host_subnets=hosts, net_namespaces=spaces), "node2") == [
+        "table=100, priority=100, reg0=20, ip, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],"
+        "set_field:192.168.108.111->tun_dst,output:1"]
+    # the same IP listed by both is one claim (per VNID), not two namespaces' conflict
+    same = (netns("default", 0), netns("a", 20, ("192.168.108.200",)),
+            netns("b", 20, ("192.168.108.200",)))
+    assert egress_flows(seed(net_namespaces=same), "node2") == [
+        "table=100, priority=100, reg0=20, ip, actions=move:NXM_NX_REG0[]->NXM_NX_TUN_ID[0..31],"
+        "set_field:192.168.108.113->tun_dst,output:1"]
+    # the last one listing none leaves the VNID without egress IP, as in 3.11
+    cleared = (netns("default", 0), netns("a", 20, ("192.168.108.200",)), netns("b", 20))
+    assert egress_flows(seed(net_namespaces=cleared), "node2") == []
+
+
+def test_egress_ip_to_a_fixed_vnid_host_keeps_the_pods_vnid() -> None:
+    # 3.11 SetNamespaceEgressViaEgressIP always moves reg0 into tun_id; only tables 50/90
+    # load the fixed VNID of an F5 host
+    hosts = (*SEED_NODES[:3], node("infra", "192.168.108.113", "10.129.0.0/23",
+                                   ("192.168.108.200",), fixed_vnid=77))
+    t = seed(host_subnets=hosts)
+    assert egress_flows(t, "master") == [
+        "table=100, priority=100, reg0=8583346, ip, actions=move:NXM_NX_REG0[]->"
+        "NXM_NX_TUN_ID[0..31],set_field:192.168.108.113->tun_dst,output:1"]
+    assert "load:77->NXM_NX_TUN_ID[0..31]" in " ".join(table(t, "master", 90))
+
+
 def test_egress_ip_first_usable_ip_wins() -> None:
     t = seed(net_namespaces=(netns("default", 0),
                              netns("a", 20, ("192.168.108.250", "192.168.108.200"))))
@@ -307,7 +358,15 @@ def test_table_100_static_flows() -> None:
         "table=100, priority=300, udp, udp_dst=4789, actions=drop",
         "table=100, priority=200, tcp, nw_dst=192.168.108.111, tcp_dst=53, actions=output:2",
         "table=100, priority=200, udp, nw_dst=192.168.108.111, udp_dst=53, actions=output:2",
+        "table=100, priority=150, ct_state=+rpl, actions=goto_table:101",
         "table=100, priority=0, actions=goto_table:101"]
+
+
+@pytest.mark.parametrize("plugin", list(Plugin))
+def test_replies_skip_egress_ips_under_every_plugin(plugin: Plugin) -> None:
+    # 3.11.z origin #26389 (openshift/sdn#236): SetupOVS writes it whatever the plugin
+    assert "table=100, priority=150, ct_state=+rpl, actions=goto_table:101" \
+        in table(seed(plugin), "node2", 100)
 
 
 # ------------------------------------------------------------------ egress firewall
@@ -336,6 +395,20 @@ def test_egress_firewall_unresolvable_name_warns() -> None:
     t = seed(egress_network_policies=(policy,))
     assert table(t, "node1", 101) == ["table=101, priority=0, actions=output:2"]
     assert any("dnsName nowhere.invalid did not resolve" in w for w in warnings(t, "node1"))
+
+
+def test_egress_firewall_without_rules_is_ignored() -> None:
+    # 3.11 egress_network_policy.go keeps a policy only if len(spec.egress) > 0: an empty
+    # second policy is no second policy, and an empty one alone writes nothing
+    deny = enp("kube-system", EgressRule("Deny", IPv4Network("0.0.0.0/0")), name="a")
+    with_empty = seed(egress_network_policies=(deny, enp("kube-system", name="empty")))
+    assert table(with_empty, "node1", 101) == [
+        "table=101, priority=1, reg0=272037, ip, actions=drop",
+        "table=101, priority=0, actions=output:2"]
+    assert not warnings(with_empty, "node1")
+    shared_empty = seed(net_namespaces=seed().net_namespaces + (netns("joined", 272037),),
+                        egress_network_policies=(enp("kube-system", name="empty"),))
+    assert table(shared_empty, "node1", 101) == ["table=101, priority=0, actions=output:2"]
 
 
 def test_egress_firewall_errors_drop_or_ignore() -> None:
@@ -411,6 +484,24 @@ def test_no_policy_allows_all_in_use_namespaces() -> None:
 
 def test_deny_all_policy() -> None:
     assert policy_rules(np_cluster(policy("deny", {}))) == []
+
+
+def test_namespaces_sharing_a_vnid_share_policy_state() -> None:
+    # 3.11 keeps NetworkPolicy state per VNID (npNamespace): web's deny-all isolates every
+    # pod of VNID 100, shop's too; no priority-50 allow for the VNID (fail closed)
+    shared = np_cluster(policy("deny", {}, namespace="web"))
+    shared = replace(shared, net_namespaces=(netns("default", 0), netns("shop", 100),
+                                             netns("web", 100)))
+    assert policy_rules(shared, "node1") == []
+    assert policy_rules(shared, "node2") == []
+    # a policy selecting some pods: its drops and the VNID's one allow-rest, owned by both
+    some = replace(shared, network_policies=(policy("db-only", {"app": "db"}),))
+    assert policy_rules(some, "node1") == [
+        "table=80, priority=100, reg1=100, ip, nw_dst=10.131.0.11, actions=drop",
+        f"table=80, priority=50, reg1=100, {OUT}"]
+    owners = {str(f.owner) for f in compile_node(some, "node1").flows
+              if int(f.table) == 80 and f.priority == 50}
+    assert owners == {"policy_namespace:shop,web"}
 
 
 def test_allow_namespace_on_one_port_to_selected_pods() -> None:

@@ -150,7 +150,10 @@ def test_networkpolicy_cluster_has_every_policy_kind(tmp_path: Path) -> None:
     assert any(peer.pod_selector is not None and not peer.pod_selector.is_empty
                for peer in peers)
     assert any(rule.ports for p in topology.network_policies for rule in p.ingress)
-    assert not topology.warnings, topology.warnings
+    # the generator's global namespaces share VNID 0, whose policy state 3.11 shares
+    shared = [w for w in topology.warnings if w.startswith("namespaces default, ")]
+    assert len(shared) == 1 and "share VNID 0" in shared[0]
+    assert not set(topology.warnings) - set(shared), topology.warnings
     compile_all(topology)
 
 

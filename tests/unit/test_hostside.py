@@ -320,6 +320,15 @@ def test_pod_source_snat_covers_joined_namespaces_on_every_node() -> None:
     ]
 
 
+def test_joined_namespaces_listing_one_egress_ip_claim_it_once() -> None:
+    # 3.11 keeps one egress-IP list per VNID: the same IP in two joined namespaces is one
+    # claim (the VNID's), so the egress node claims it
+    spaces = (netns("default", 0), netns("kube-public", 0x82F8B2, ("192.168.108.200",)),
+              netns("joined", 0x82F8B2, ("192.168.108.200",)))
+    plan = plan_host(seed(net_namespaces=spaces), "infra", uplink="eth0")
+    assert plan.egress_ips == [IPv4Address("192.168.108.200")]
+
+
 def test_egress_ips_3_11_does_not_claim() -> None:
     # claimed by two namespaces: inactive, nobody claims it
     spaces: tuple[NetNamespace, ...] = (

@@ -350,30 +350,53 @@ def test_warnings_for_what_3_11_accepts_but_will_not_use(tmp_path: Path) -> None
 
     enp = (
         "apiVersion: network.openshift.io/v1\nkind: EgressNetworkPolicy\n"
-        "metadata: {{name: {name}, namespace: {namespace}}}\nspec: {{egress: []}}\n"
+        "metadata: {{name: {name}, namespace: {namespace}}}\n"
+        "spec: {{egress: [{{type: Deny, to: {{cidrSelector: 0.0.0.0/0}}}}]}}\n"
     )
+    empty_enp = enp.replace("[{{type: Deny, to: {{cidrSelector: 0.0.0.0/0}}}}]", "[]")
     objects = [
         CLUSTER.replace("ovs-subnet", "ovs-multitenant"),
         netns("default", 0),
         netns("a", 11, "[10.0.0.1]"),
         netns("b", 11, "[10.0.0.1]"),
+        netns("d", 13, "[10.0.0.1]"),
+        netns("e", 14, "[10.0.0.2]"),
+        netns("f", 14),
         enp.format(name="x", namespace="a"),
         enp.format(name="y", namespace="a"),
         enp.format(name="z", namespace="default"),
+        empty_enp.format(name="empty", namespace="c"),  # with a's two: still two, not three
+        empty_enp.format(name="w", namespace="a"),
+        netns("c", 12),
     ]
     t = load_topology([write(tmp_path, "all.yaml", "---\n".join(objects))], cache=None)
     assert t.warnings == (
+        "NetNamespace/a: shares VNID 11 with NetNamespace/b; 3.11 keeps one egress-IP list per "
+        "VNID and uses b's (the last by name), not a's",
         "NetNamespace/a: egress IP 10.0.0.1 is on no HostSubnet",
-        "NetNamespace/a: egress IP 10.0.0.1 is claimed by 2 NetNamespaces; "
-        "3.11 uses it for none of them",
         "NetNamespace/b: egress IP 10.0.0.1 is on no HostSubnet",
-        "NetNamespace/b: egress IP 10.0.0.1 is claimed by 2 NetNamespaces; "
-        "3.11 uses it for none of them",
+        "NetNamespace/b: egress IP 10.0.0.1 is claimed by 2 VNIDs; 3.11 uses it for none of them",
+        "NetNamespace/d: egress IP 10.0.0.1 is on no HostSubnet",
+        "NetNamespace/d: egress IP 10.0.0.1 is claimed by 2 VNIDs; 3.11 uses it for none of them",
+        "NetNamespace/e: shares VNID 14 with NetNamespace/f; 3.11 keeps one egress-IP list per "
+        "VNID and uses f's (the last by name), not e's; f lists none, so the VNID has none",
+        "NetNamespace/e: egress IP 10.0.0.2 is on no HostSubnet",
+        "EgressNetworkPolicy/c/empty has no egress rules; 3.11 ignores it",
+        "EgressNetworkPolicy/a/w has no egress rules; 3.11 ignores it",
         'namespace "a" has 2 EgressNetworkPolicies; 3.11 then drops all its external traffic',
         'namespace "a" shares VNID 11 with other namespaces; 3.11 then drops all external traffic '
         "of that VNID",
         'namespace "default" is global (VNID 0); 3.11 ignores its EgressNetworkPolicy',
     )
+
+
+def test_egress_ip_on_a_fixed_vnid_host_is_named() -> None:
+    from tests.support.builders import netns, node
+    from topology.load.resolve import egress_ip_warnings
+    f5 = node("f5", "192.168.1.9", "10.128.4.0/23", ("192.168.1.200",), fixed_vnid=77)
+    assert egress_ip_warnings([netns("a", 20, ("192.168.1.200",))], [f5]) == [
+        "HostSubnet/f5: a fixed-VNID host (77) with egress IPs; 3.11 tunnels egress-IP traffic "
+        "to it with the pod's VNID, not the fixed one"]
 
 
 def test_named_container_ports_are_read(tmp_path) -> None:
@@ -383,3 +406,37 @@ def test_named_container_ports_are_read(tmp_path) -> None:
     web = next(p for p in topology.pods if p.key.startswith("frontend/web-"))
     assert ContainerPort("http", 8080, "TCP") in web.container_ports
     assert web.named_port("http", "TCP") == 8080 and web.named_port("http", "UDP") is None
+
+
+def test_host_ip_inside_the_cluster_or_service_network_is_named(tmp_path: Path) -> None:
+    # 3.11 ValidateNodeIP: other nodes ignore such a HostSubnet, its own node does not start
+    pod_network = NODE.replace("n1", "n2").replace("192.168.1.1", "10.131.0.9") \
+        .replace("10.128.0.0/23", "10.128.2.0/23")
+    service = NODE.replace("n1", "n3").replace("192.168.1.1", "172.30.0.7") \
+        .replace("10.128.0.0/23", "10.128.4.0/23")
+    path = write(tmp_path, "all.yaml", "---\n".join([CLUSTER, NODE, pod_network, service]))
+    t = load_topology([path], cache=None)
+    assert t.warnings == (
+        f"HostSubnet/n2 ({path}:16): hostIP 10.131.0.9 lies inside the cluster network "
+        "10.128.0.0/14; 3.11's nodes ignore this HostSubnet (no VXLAN, ARP or multicast flows "
+        "to it) and its own node does not start",
+        f"HostSubnet/n3 ({path}:23): hostIP 172.30.0.7 lies inside the service network "
+        "172.30.0.0/16; 3.11's nodes ignore this HostSubnet (no VXLAN, ARP or multicast flows "
+        "to it) and its own node does not start",
+    )
+
+
+def test_namespaces_sharing_a_vnid_under_networkpolicy_are_named(tmp_path: Path) -> None:
+    def netns(name: str, netid: int) -> str:
+        return (f"apiVersion: network.openshift.io/v1\nkind: NetNamespace\n"
+                f"metadata: {{name: {name}}}\nnetname: {name}\nnetid: {netid}\n")
+
+    objects = [CLUSTER.replace("ovs-subnet", "ovs-networkpolicy"), netns("default", 0),
+               netns("infra", 0), netns("a", 11), netns("b", 11), netns("c", 12)]
+    t = load_topology([write(tmp_path, "all.yaml", "---\n".join(objects))], cache=None)
+    shared = ("keeps one NetworkPolicy state per VNID: a policy in any of them (a deny-all, an "
+              "unsupported one) isolates the pods of all of them")
+    assert t.warnings == (
+        f"namespaces default, infra share VNID 0; 3.11's ovs-networkpolicy {shared}",
+        f"namespaces a, b share VNID 11; 3.11's ovs-networkpolicy {shared}",
+    )

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from lab.policy_oracle import PING_RULES, plugin_allows, policy_allows, vnids_allow
 from tests.support.builders import NetworkPolicy, netns, pod, seed
-from topology.model import IngressRule, LabelSelector, Plugin, PolicyPort
+from topology.model import IngressRule, LabelSelector, Plugin, PolicyPeer, PolicyPort
 
 # default (VNID 0, global), kube-public and kube-system (their own VNIDs)
 WEB = pod("default", "web", "node2", "10.130.0.5", 3, app="web")
@@ -46,3 +46,21 @@ def test_networkpolicy_ignores_vnids_and_follows_policies() -> None:
     opened = replace(topology, network_policies=(deny_all, on_8080))
     assert plugin_allows(opened, WEB, SYS, 8080)
     assert not plugin_allows(opened, WEB, SYS, 5432) and not plugin_allows(opened, WEB, SYS)
+
+
+def test_networkpolicy_state_is_per_vnid() -> None:
+    # 3.11 keeps policy state per VNID: kube-system's deny-all isolates kube-public's pods
+    # too when both have VNID 7 (fail closed); an empty pod-selector peer admits the VNID
+    shared = replace(seed(Plugin.NETWORKPOLICY), net_namespaces=(
+        netns("default", 0), netns("kube-public", 7), netns("kube-system", 7)))
+    deny_all = NetworkPolicy("kube-system", "deny-all", "uid-deny", LabelSelector())
+    closed = replace(shared, network_policies=(deny_all,))
+    assert not plugin_allows(closed, WEB, TN) and not plugin_allows(closed, WEB, SYS)
+    same_vnid = replace(deny_all, name="same", ingress=(IngressRule(peers=(
+        PolicyPeer(pod_selector=LabelSelector()),)),))
+    opened = replace(shared, network_policies=(same_vnid,))
+    assert plugin_allows(opened, TN, SYS) and plugin_allows(opened, SYS, TN)
+    assert not plugin_allows(opened, WEB, TN)
+    # a selector naming pods picks them in the policy's own namespace only
+    web_only = NetworkPolicy("kube-system", "web-only", "uid-web", LabelSelector((("app", "x"),)))
+    assert plugin_allows(replace(shared, network_policies=(web_only,)), WEB, TN)

@@ -17,7 +17,7 @@ The way through, each stage reporting into one list of `Issue`s (`issues`):
 4. `resolve`: the SDN master's VNID allocation and change-network requests
    (`topology.master`); then `Topology.warnings` for what 3.11 accepts but ignores or
    punishes (an ignored change-network, an egress IP no node hosts, several
-   EgressNetworkPolicies in a namespace).
+   EgressNetworkPolicies in a namespace, a hostIP inside the cluster or service network).
 5. No issue at all: a `Topology`.  Otherwise `TopologyError` carrying every issue, sorted by
    file and line.  Invalid input never yields a Topology.
 
@@ -67,7 +67,9 @@ from topology.load.parsefile import ParsedFile, parse_file
 from topology.load.resolve import (
     egress_ip_warnings,
     egress_policy_warnings,
+    host_subnet_warnings,
     resolve_net_namespaces,
+    shared_policy_state_warnings,
 )
 from topology.load.yamlreader import YamlList, YamlMap, read_documents
 from topology.model import Plugin, Topology
@@ -187,7 +189,10 @@ def _assemble(
     warnings: list[str] = []
     net_namespaces = resolve_net_namespaces(objects, network.plugin, checks, warnings)
     host_subnets = tuple(obj.value for obj in objects.usable("HostSubnet"))
+    warnings += host_subnet_warnings(host_subnets, network)
     egress_policies = tuple(obj.value for obj in objects.usable("EgressNetworkPolicy"))
+    if network.plugin is Plugin.NETWORKPOLICY:
+        warnings += shared_policy_state_warnings(net_namespaces)
     if network.plugin.supports_vnids:
         warnings += egress_ip_warnings(net_namespaces, host_subnets)
         warnings += egress_policy_warnings(egress_policies, net_namespaces)
