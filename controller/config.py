@@ -42,8 +42,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from controller.compiler.context import Resolver
-from controller.dns import DnsResolver, no_dns
+from controller.dns import Query, dns_query
 from topology.errors import OsdnError
 from topology.model import PLUGIN_NAMES
 
@@ -81,13 +80,14 @@ class ControllerSettings:
     metrics_address: str = "127.0.0.1"
     watch: bool = True
     watch_interval: float = 1.0  # seconds between polls of the topology files
-    dns: str = "system"  # "system" or "off"
+    dns: str = "system"  # "system", "off", or a name server "address[:port]"
     plugin: str | None = None  # subnet|multitenant|networkpolicy overrides pluginName
 
-    def make_resolver(self) -> Resolver:
-        """A fresh resolver for `dns`.  `DnsResolver` caches answers until their TTL, so
-        create it once and keep it."""
-        return DnsResolver() if self.dns == "system" else no_dns
+    def make_dns_query(self) -> Query | None:
+        """How dnsNames are resolved (`dns`); None when they are not."""
+        if self.dns == "off":
+            return None
+        return dns_query(None if self.dns == "system" else self.dns)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +145,21 @@ def _address(text: str) -> str:
     return text
 
 
+def _dns(text: str) -> str:
+    text = text.strip()
+    if text in ("system", "off"):
+        return text
+    address, _, port = text.partition(":")
+    try:
+        ipaddress.IPv4Address(address)
+        valid_port = not port or 1 <= int(port) <= 65535
+    except ValueError:
+        valid_port = False
+    if not valid_port:
+        raise _Invalid("must be system, off, or a name server's IPv4 address[:port]")
+    return text
+
+
 def _node(text: str) -> str | None:
     return text.strip() or None
 
@@ -185,8 +200,9 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("watch", "true", _boolean, "Reload the topology when its files change."),
     _Option("watch_interval", "1.0", _positive_seconds,
             "Seconds between checks of the topology files for changes (> 0)."),
-    _Option("dns", "system", _one_of("system", "off"),
-            "Resolve EgressNetworkPolicy dnsNames with the system's DNS (system) or not (off)."),
+    _Option("dns", "system", _dns,
+            "Resolve EgressNetworkPolicy dnsNames with the system's resolvers (system), with "
+            "one name server (its IPv4 address, optionally :port), or not at all (off)."),
     _Option("plugin", None, _one_of(*PLUGIN_NAMES),
             "Override the ClusterNetwork's pluginName (subnet, multitenant, networkpolicy); "
             "unset: as the topology says."),
