@@ -96,7 +96,6 @@ class Bridge:
     connected_at: float  # the clock at the switch's features reply
     compiler: NodeCompiler | None = None  # serving this bridge (see `NodeAgent._compiler_for`)
     full_diff: bool = True  # compare every flow next time (else only the changed keys)
-    tun0_mac_noted: str | None = None  # a differing tun0 MAC already logged
 
 
 class NodeAgent:
@@ -119,6 +118,7 @@ class NodeAgent:
         # one NodeCompiler per node served (or configured), kept across reconnects
         self.compilers: dict[str, NodeCompiler] = {}
         self._changed_at = 0.0  # when the current topology was read
+        self._tun0_macs_said: dict[str, str] = {}  # host -> the differing tun0 MAC logged
 
     def start(self) -> None:
         """Load the topology, compile the configured node, start watching the files."""
@@ -401,8 +401,9 @@ class NodeAgent:
         mac = bridge.session.macs.get(TUN0)
         assert self.topology is not None
         host = self.topology.host_subnet(bridge.host)
-        if mac and host is not None and mac != host.tun0_mac and mac != bridge.tun0_mac_noted:
-            bridge.tun0_mac_noted = mac
+        if mac and host is not None and mac != host.tun0_mac \
+                and self._tun0_macs_said.get(bridge.host) != mac:
+            self._tun0_macs_said[bridge.host] = mac
             bridge.log.warning("tun0's MAC is %s, not %s as the HostSubnet says (annotation "
                                "osdn.dev/tun0-mac, else 0a:58 + gateway): table 100 uses %s; "
                                "annotate the HostSubnet with osdn.dev/tun0-mac: %s so that "
