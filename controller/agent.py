@@ -12,6 +12,10 @@ encoded, updated by owner), compiled at start for the configured `node`, so a br
 connects only waits for its bundle; after a change only the flows whose keys changed are
 compared.  Each "in sync" line says how long it took from the switch's connection, the
 topology change being read, or the port change, to the bridge holding the flows.
+
+Two things the topology cannot tell come from outside it: tun0's MAC, as each switch reports
+it (table 100), and the answers for EgressNetworkPolicy dnsNames, which a DNS loop of its own
+renews at their TTL (`controller.dns.EgressDns`; table 101).
 """
 
 from __future__ import annotations
