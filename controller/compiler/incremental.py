@@ -19,7 +19,7 @@ What each kind of unit reads, and so when it is recomputed:
 | policy-namespace      | its policies, the namespace's pods (any node), VNIDs, and       |
 |   (per namespace)     | Namespaces if a policy selects them                             |
 | egress-ip             | HostSubnets, NetNamespaces, tun0's MAC as the switch reports it |
-| egress-firewall       | EgressNetworkPolicies, NetNamespaces, DNS answers (`dns_changed`)|
+| egress-firewall       | EgressNetworkPolicies, NetNamespaces, DNS answers (dns_changed) |
 | multicast             | NetNamespaces, local pods                                       |
 
 Anything else changing (the ClusterNetwork, this node's own HostSubnet) rebuilds everything.
