@@ -165,6 +165,15 @@ class PluginBench:
                         vxlan_port=vxlan, host_ip=str(self.host.host_ip), port_name_prefix="")
         add_node_bridge(self.ovs, "ref", 0xFEED, self.pod_ports, vxlan_port=vxlan,
                         host_ip="192.0.2.1", port_name_prefix="r-")
+        if self.host.egress_ips:  # table 100 carries tun0's MAC, which br0's tun0 decides
+            flows = compile_node(self.topology, self.host.host, NO_DNS,
+                                 tun0_mac=self.tun0_mac()).to_ofctl()
+            self.flows_file.write_text(flows)
+
+    def tun0_mac(self) -> str:
+        """br0's tun0 MAC (a dummy port's own), which the controller writes into table 100."""
+        assert self.ovs is not None
+        return self.ovs.vsctl("get", "Interface", "tun0", "mac_in_use").strip().strip('"')
 
     def ovs_ofctl(self) -> float:
         """`ovs-ofctl --bundle add-flows` of the rendered flows into the empty ref bridge."""
@@ -349,7 +358,8 @@ class PluginBench:
         assert self.ovs is not None
         topology = load_topology([self.cluster], cache=self.cache)
         ports = {name: port for name, port in self.ovs.ofports("br0").items() if port > 2}
-        flows = compile_node(topology, self.host.host, NO_DNS, port_numbers=ports).flows
+        flows = compile_node(topology, self.host.host, NO_DNS, port_numbers=ports,
+                             tun0_mac=self.tun0_mac()).flows
         with OfClient(self.ovs.mgmt_target("br0"), timeout=120) as client:
             plan = diff(flows, client.dump_flows())
         if plan:

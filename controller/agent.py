@@ -22,6 +22,10 @@ newcomer served: a switch that reconnects while its old connection is still half
 over after that probe.  While a probe runs, further claimants of that datapath ID are refused
 at once.  A bridge not served (no HostSubnet claims it) has no such protection: it gets no
 flows either way.
+
+Two things the topology cannot tell come from outside it: tun0's MAC, as each switch reports
+it (table 100), and the answers for EgressNetworkPolicy dnsNames, which a DNS loop of its own
+renews at their TTL (`controller.dns.EgressDns`; table 101).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any, Protocol
 from controller.compiler import Settings, UnknownNode
 from controller.compiler.incremental import NodeCompiler
 from controller.config import ControllerSettings
+from controller.dns import EgressDns, Query, no_dns
 from controller.metrics import Metrics
 from controller.openflow.session import (
     BridgeSession,
@@ -54,8 +59,11 @@ from topology.model import PLUGIN_NAMES, HostSubnet, Topology
 __all__ = ["Bridge", "BridgeLog", "NodeAgent", "Runtime", "Switch"]
 
 log = logging.getLogger("osdn")
-_SINCE = {"connected": "connect", "topology": "change read", "port": "port event"}
+_SINCE = {"connected": "connect", "topology": "change read", "port": "port event",
+          "dnsName": "answer"}
 DUPLICATE_PROBE_TIMEOUT = 3.0  # seconds a served bridge has to answer the echo request
+TUN0 = "tun0"  # the port whose MAC table 100 writes (3.11 `ensureTunMAC`)
+DNS_IDLE_WAKE = 30 * 60.0  # the DNS loop's wait when no name is followed (3.11's too)
 
 
 def _peer(switch: Switch) -> str:
@@ -115,11 +123,15 @@ class Bridge:
 class NodeAgent:
     """Serves the bridges of the topology's nodes (only `settings.node`'s when set)."""
 
-    def __init__(self, settings: ControllerSettings, metrics: Metrics, runtime: Runtime) -> None:
+    def __init__(self, settings: ControllerSettings, metrics: Metrics, runtime: Runtime,
+                 dns_query: Query | None = None) -> None:
+        """`dns_query`: how dnsNames are resolved; by default as `settings.dns` says."""
         self.settings = settings
         self.metrics = metrics
         self.runtime = runtime
-        self.resolver = settings.make_resolver()  # one, so its TTL cache lives on
+        query = dns_query or settings.make_dns_query()
+        self.dns = None if query is None else EgressDns(query, runtime.clock)
+        self._dns_wake: Waitable | None = None  # set: the DNS loop looks at its names again
         plugin = PLUGIN_NAMES[settings.plugin] if settings.plugin else None
         self.watcher = TopologyWatcher(list(settings.topology), plugin,
                                        settle=settings.watch_settle, clock=runtime.clock)
@@ -130,6 +142,7 @@ class NodeAgent:
         # one NodeCompiler per node served (or configured), kept across reconnects
         self.compilers: dict[str, NodeCompiler] = {}
         self._changed_at = 0.0  # when the current topology was read
+        self._tun0_macs_said: dict[str, str] = {}  # host -> the differing tun0 MAC logged
 
     def start(self) -> None:
         """Load the topology, compile the configured node, start watching the files."""
@@ -140,6 +153,8 @@ class NodeAgent:
         gc.freeze()  # the topology and flows live on: keep them out of every collection
         if self.settings.watch:
             self.runtime.spawn(self.watch_loop)
+        if self.dns is not None:
+            self.runtime.spawn(self.dns_loop)
 
     # ----------------------------------------------------------------- topology
 
@@ -159,6 +174,7 @@ class NodeAgent:
             return False
         self.metrics.topology_loaded()
         self.topology = result.topology
+        self._follow_dns_names()
         log.info("topology loaded: %d nodes, %d pods, %d services (%s); read and checked "
                  "in %.4f s", len(self.topology.host_subnets), len(self.topology.pods),
                  len(self.topology.services), ", ".join(result.changed_files),
@@ -191,8 +207,8 @@ class NodeAgent:
 
     def _new_compiler(self, host: str) -> NodeCompiler:
         """The one place compilers are made."""
-        return NodeCompiler(host, Settings(self.settings.masquerade_bit, self.resolver),
-                            encode_flow)
+        resolver = no_dns if self.dns is None else self.dns.lookup
+        return NodeCompiler(host, Settings(self.settings.masquerade_bit, resolver), encode_flow)
 
     def _precompile(self, host: str) -> None:
         """Compile `host`'s flows now (pod ports as annotated), so that its bridge, when it
@@ -203,7 +219,7 @@ class NodeAgent:
         if compiler is None:
             compiler = self.compilers[host] = self._new_compiler(host)
         try:
-            compiler.update(self.topology, compiler.ports)
+            compiler.update(self.topology, compiler.ports, compiler.tun0_mac)
         except (UnknownNode, CookieCollision) as error:
             log.error("%s: cannot compile: %s", host, error)
             return
@@ -372,12 +388,12 @@ class NodeAgent:
             self.metrics.count_switch_error(bridge.host, error_name(err_type, code))
 
     def port_status(self, switch: Switch, name: str | bytes, port_no: int,
-                    deleted: bool) -> None:
-        """A port was added, changed or deleted."""
+                    deleted: bool, mac: str = "") -> None:
+        """A port was added, changed or deleted (`mac`: its hardware address)."""
         bridge = self._bridge(switch)
         if bridge is None:
             return
-        name = bridge.session.on_port_status(name, port_no, deleted)
+        name = bridge.session.on_port_status(name, port_no, deleted, mac)
         self.runtime.spawn(self._reconcile, bridge, f"port {name} changed", self.runtime.clock())
 
     # ----------------------------------------------------------------- reconciliation
@@ -410,7 +426,7 @@ class NodeAgent:
         compiler = self._compiler_for(bridge)
         started = clock()
         try:
-            compiler.update(self.topology, session.ports)
+            compiler.update(self.topology, session.ports, self._tun0_mac(bridge))
         except (UnknownNode, CookieCollision) as error:
             bridge.full_diff = True
             self.metrics.count_reconcile(host, "error")
@@ -450,3 +466,76 @@ class NodeAgent:
                         (clock() if result is None else result.finished) - since,
                         _SINCE.get(reason.split()[0], "event"), compiled,
                         0.0 if result is None else result.seconds, len(compiler.desired))
+
+    # ----------------------------------------------------------------- tun0's MAC
+
+    def _tun0_mac(self, bridge: Bridge) -> str | None:
+        """tun0's MAC as the switch reports it (None: no tun0 port).  3.11 reads the real
+        MAC for table 100 (`ensureTunMAC`); `osdn render` can only know the HostSubnet's
+        `osdn.dev/tun0-mac` annotation or the 0a:58 convention, so say once when they
+        differ."""
+        mac = bridge.session.macs.get(TUN0)
+        assert self.topology is not None
+        host = self.topology.host_subnet(bridge.host)
+        if mac and host is not None and mac != host.tun0_mac \
+                and self._tun0_macs_said.get(bridge.host) != mac:
+            self._tun0_macs_said[bridge.host] = mac
+            bridge.log.warning("tun0's MAC is %s, not %s as the HostSubnet says (annotation "
+                               "osdn.dev/tun0-mac, else 0a:58 + gateway): table 100 uses %s; "
+                               "annotate the HostSubnet with osdn.dev/tun0-mac: %s so that "
+                               "`osdn render` shows the same", mac, host.tun0_mac, mac, mac)
+        return mac or None
+
+    # ----------------------------------------------------------------- dnsNames
+
+    def _follow_dns_names(self) -> None:
+        """Tell the DNS cache which dnsNames the new topology uses; wake the DNS loop for
+        new ones (3.11 resolves a policy's names when the policy arrives)."""
+        if self.dns is None or self.topology is None:
+            return
+        names = {rule.dns_name for enp in self.topology.egress_network_policies
+                 for rule in enp.rules if rule.dns_name}
+        if self.dns.follow(names):
+            # before the new topology is compiled (the caller then reconciles every
+            # bridge), as 3.11's Add resolves before it writes the policy's flows
+            self._refresh_answers()
+            if self._dns_wake is not None:
+                self._dns_wake.set()
+
+    def dns_loop(self) -> None:
+        """Re-resolve each dnsName when its TTL runs out (3.11 `EgressDNS.Sync`)."""
+        while True:
+            self._dns_wake = self.runtime.event()
+            self._dns_wake.wait(timeout=self.refresh_dns())
+
+    def refresh_dns(self) -> float:
+        """One step of the DNS loop: ask again for the names that are due; for a changed
+        answer, recompute the egress firewall and send every bridge the difference.  The
+        seconds until the next name is due."""
+        assert self.dns is not None
+        changed = self._refresh_answers()
+        if changed:
+            now = self.runtime.clock()
+            for bridge in list(self.bridges.values()):
+                self.runtime.spawn(self._reconcile, bridge,
+                                   f"dnsName {', '.join(changed)} changed", now)
+            self.runtime.spawn(self._update_idle_compilers)
+        due = self.dns.next_due()
+        return DNS_IDLE_WAKE if due is None else max(0.0, due - self.runtime.clock())
+
+    def _refresh_answers(self) -> list[str]:
+        """Ask for the names that are due; if an answer changed, every compiler recomputes
+        its egress firewall at its next update.  The names whose answer changed."""
+        assert self.dns is not None
+        try:
+            changed = self.dns.refresh()
+        except Exception:  # keep following whatever happened
+            log.exception("dnsName refresh failed")
+            return []
+        if changed:
+            compilers = {id(c): c for c in self.compilers.values()}
+            compilers.update((id(b.compiler), b.compiler) for b in self.bridges.values()
+                             if b.compiler is not None)
+            for compiler in compilers.values():
+                compiler.dns_changed()
+        return changed

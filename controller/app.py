@@ -94,7 +94,8 @@ class OsdnController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _on_port_desc(self, ev: Any) -> None:
         msg = ev.msg
-        self.agent.port_desc_reply(msg.datapath, msg.xid, [(p.name, p.port_no) for p in msg.body],
+        ports = [(p.name, p.port_no, p.hw_addr) for p in msg.body]
+        self.agent.port_desc_reply(msg.datapath, msg.xid, ports,
                                    more=bool(msg.flags & ofp.OFPMPF_REPLY_MORE))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
@@ -117,4 +118,4 @@ class OsdnController(app_manager.OSKenApp):
     def _on_port_status(self, ev: Any) -> None:
         msg = ev.msg
         self.agent.port_status(msg.datapath, msg.desc.name, msg.desc.port_no,
-                               deleted=msg.reason == ofp.OFPPR_DELETE)
+                               deleted=msg.reason == ofp.OFPPR_DELETE, mac=msg.desc.hw_addr)

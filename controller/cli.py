@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from controller.compiler import Settings, UnknownNode, compile_node
-from controller.dns import DnsResolver, no_dns
+from controller.dns import dns_query, no_dns, resolve_now
 from topology.model import PLUGIN_NAMES, Topology
 
 
@@ -94,7 +94,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     topology = load(args.paths, args.plugin)
     if topology is None:
         return 1
-    resolver = DnsResolver() if args.dns == "system" else no_dns
+    resolver = resolve_now(dns_query()) if args.dns == "system" else no_dns
     try:
         flows = compile_node(topology, args.node, Settings(args.masquerade_bit, resolver))
     except UnknownNode as error:

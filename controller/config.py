@@ -42,8 +42,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from controller.compiler.context import Resolver
-from controller.dns import DnsResolver, no_dns
+from controller.dns import Query, dns_query
 from topology.errors import OsdnError
 from topology.model import PLUGIN_NAMES
 
@@ -86,15 +85,16 @@ class ControllerSettings:
     watch: bool = True
     watch_interval: float = 1.0  # seconds between polls of the topology files
     watch_settle: float = 0.3  # seconds a change must be stable before it is read
-    dns: str = "system"  # "system" or "off"
+    dns: str = "system"  # "system", "off", or a name server "address[:port]"
     plugin: str | None = None  # subnet|multitenant|networkpolicy overrides pluginName
     handshake_timeout: float = 5.0  # seconds a connection may take for HELLO + features
     max_pending_handshakes: int = 64  # unfinished handshakes at once; the oldest goes first
 
-    def make_resolver(self) -> Resolver:
-        """A fresh resolver for `dns`.  `DnsResolver` caches answers until their TTL, so
-        create it once and keep it."""
-        return DnsResolver() if self.dns == "system" else no_dns
+    def make_dns_query(self) -> Query | None:
+        """How dnsNames are resolved (`dns`); None when they are not."""
+        if self.dns == "off":
+            return None
+        return dns_query(None if self.dns == "system" else self.dns)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +162,21 @@ def _address(text: str) -> str:
     return text
 
 
+def _dns(text: str) -> str:
+    text = text.strip()
+    if text in ("system", "off"):
+        return text
+    address, _, port = text.partition(":")
+    try:
+        ipaddress.IPv4Address(address)
+        valid_port = not port or 1 <= int(port) <= 65535
+    except ValueError:
+        valid_port = False
+    if not valid_port:
+        raise _Invalid("must be system, off, or a name server's IPv4 address[:port]")
+    return text
+
+
 def _node(text: str) -> str | None:
     return text.strip() or None
 
@@ -206,8 +221,9 @@ OPTIONS: tuple[_Option, ...] = (
             "Seconds a changed topology file must stay unchanged before it is read (>= 0; "
             "a file emptied since the last load, ten times as long), so that a file being "
             "rewritten in place is not applied half-written."),
-    _Option("dns", "system", _one_of("system", "off"),
-            "Resolve EgressNetworkPolicy dnsNames with the system's DNS (system) or not (off)."),
+    _Option("dns", "system", _dns,
+            "Resolve EgressNetworkPolicy dnsNames with the system's resolvers (system), with "
+            "one name server (its IPv4 address, optionally :port), or not at all (off)."),
     _Option("handshake_timeout", "5.0", _positive_seconds,
             "Seconds an OpenFlow connection may take to finish its handshake (HELLO and the "
             "features reply) before it is closed (> 0)."),

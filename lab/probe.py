@@ -15,6 +15,11 @@ The file is two things:
     prints a JSON list of results (ping: true/false; tcp: the answer, ``""`` for a
     connection that sent nothing, or null);
   - ``send IFACE HEXFRAME COUNT``: writes a raw Ethernet frame COUNT times (AF_PACKET);
+  - ``mcast-listen GROUP PORT LOCAL_IP SECONDS``: joins GROUP on the interface holding
+    LOCAL_IP, prints ``ready``, then for SECONDS collects the UDP datagrams to GROUP:PORT and
+    prints them as a JSON list of strings;
+  - ``mcast-send GROUP PORT LOCAL_IP COUNT TOKEN``: sends COUNT datagrams ``TOKEN-<i>`` to
+    GROUP:PORT from LOCAL_IP's interface, TTL 1 (no router between pods), no loopback;
 
 * helpers for the test process: `Listeners` (start/stop those servers by pid), `run_probes`
   (one prober per source namespace, all of them concurrently) and frame builders.
@@ -120,6 +125,34 @@ def _send(iface: str, frame: bytes, count: int) -> None:
             time.sleep(0.01)
 
 
+def _mcast_listen(group: str, port: int, local_ip: str, seconds: float) -> list[str]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((group, port))  # only this group's datagrams, not other groups' on port
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                        socket.inet_aton(group) + socket.inet_aton(local_ip))
+        print("ready", flush=True)
+        got: list[str] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                got.append(sock.recv(2048).decode(errors="replace"))
+            except TimeoutError:
+                break
+        return got
+
+
+def _mcast_send(group: str, port: int, local_ip: str, count: int, token: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(local_ip))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        for i in range(count):
+            sock.sendto(f"{token}-{i}".encode(), (group, port))
+            time.sleep(0.02)
+
+
 def main(argv: list[str]) -> int:
     command = argv[0]
     if command == "serve":
@@ -129,6 +162,12 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "send":
         _send(argv[1], bytes.fromhex(argv[2]), int(argv[3]))
+        return 0
+    if command == "mcast-listen":
+        json.dump(_mcast_listen(argv[1], int(argv[2]), argv[3], float(argv[4])), sys.stdout)
+        return 0
+    if command == "mcast-send":
+        _mcast_send(argv[1], int(argv[2]), argv[3], int(argv[4]), argv[5])
         return 0
     print(f"unknown command {command!r}", file=sys.stderr)
     return 2
@@ -215,6 +254,38 @@ def run_probes(by_source: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, l
 def send_frames(netns: str, frame: bytes, count: int, iface: str = "eth0") -> None:
     subprocess.run(script_in_netns(netns, "send", iface, frame.hex(), str(count)), check=True,
                    capture_output=True, timeout=30)
+
+
+def multicast_stream(sender: tuple[str, str], receivers: Mapping[str, str], group: str,
+                     port: int, count: int, token: str, window: float = 6.0) -> dict[str, int]:
+    """`sender` (netns, pod IP) sends `count` datagrams to group:port while every receiver
+    (netns -> pod IP) has joined the group; how many of them each receiver got."""
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for netns, ip in receivers.items():
+            procs[netns] = subprocess.Popen(
+                script_in_netns(netns, "mcast-listen", group, str(port), ip, str(window)),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for netns, proc in procs.items():
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"multicast receiver in {netns} did not start: "
+                                   f"{proc.communicate(timeout=5)[1]}")
+        subprocess.run(script_in_netns(sender[0], "mcast-send", group, str(port), sender[1],
+                                       str(count), token), check=True, capture_output=True,
+                       timeout=30)
+        counts = {}
+        for netns, proc in procs.items():
+            out, err = proc.communicate(timeout=window + 10)
+            if proc.returncode != 0:
+                raise RuntimeError(f"multicast receiver in {netns} failed: {err}")
+            counts[netns] = len({m for m in json.loads(out) if m.startswith(token + "-")})
+        return counts
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
 
 
 # ------------------------------------------------------------------------------ frames

@@ -25,6 +25,7 @@ ANNOTATION_DATAPATH_ID = "osdn.dev/datapath-id"
 ANNOTATION_MULTICAST = "netnamespace.network.openshift.io/multicast-enabled"
 ANNOTATION_CHANGE_NETWORK = "pod.network.openshift.io/multitenant.change-network"
 ANNOTATION_FIXED_VNID_HOST = "pod.network.openshift.io/fixed-vnid-host"
+ANNOTATION_TUN0_MAC = "osdn.dev/tun0-mac"
 
 LOOPBACK_NODE_IP = IPv4Address("127.0.0.1")  # the one loopback address ValidateNodeIP names
 
@@ -116,6 +117,7 @@ class HostSubnet:
     egress_cidrs: tuple[IPv4Network, ...] = ()
     fixed_vnid: int | None = None
     origin: Origin | None = field(default=None, compare=False)
+    annotated_tun0_mac: str | None = None  # osdn.dev/tun0-mac, lower case
 
     @property
     def gateway(self) -> IPv4Address:
@@ -124,7 +126,10 @@ class HostSubnet:
 
     @property
     def tun0_mac(self) -> str:
-        return mac_for_ip(self.gateway)
+        """tun0's MAC as far as the topology tells: the `osdn.dev/tun0-mac` annotation, else
+        the CNI convention for the gateway (0a:58 + its address).  3.11 reads the real one
+        from OVS (`ensureTunMAC`); the controller uses what the switch reports."""
+        return self.annotated_tun0_mac or mac_for_ip(self.gateway)
 
 
 @dataclass(frozen=True)

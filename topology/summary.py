@@ -19,6 +19,9 @@ def summarize(t: Topology) -> str:
         _pods_per_node(t),
         _services(t),
         _egress_ips(t),
+        _tun0_macs(t),
+        _multicast(t),
+        _dns_names(t),
         _policies(t),
         _listing("Ignored objects", t.ignored),
         _listing("Warnings", t.warnings),
@@ -114,6 +117,51 @@ def _egress_ips(t: Topology) -> str:
     if not rows:
         return ""
     return _section(f"Egress IPs ({len(rows)})", table(("NAMESPACE", "EGRESS IP", "NODE"), rows))
+
+
+def _tun0_macs(t: Topology) -> str:
+    """The MAC table 100 writes on each egress node, as `osdn render` knows it."""
+    if not t.cluster_network.plugin.supports_vnids:
+        return ""
+    rows = [(hs.host, hs.tun0_mac,
+             "annotation osdn.dev/tun0-mac" if hs.annotated_tun0_mac else "0a:58 + gateway")
+            for hs in t.host_subnets if hs.egress_ips]
+    if not rows:
+        return ""
+    note = ("(osdn render writes these; the controller writes the MAC the switch reports "
+            "for tun0, and logs it if it differs)")
+    return _section(f"tun0 MAC on egress nodes ({len(rows)})",
+                    [note, *table(("HOST", "TUN0 MAC", "FROM"), rows)])
+
+
+def _multicast(t: Topology) -> str:
+    """VNIDs with a multicast-enabled namespace: enabled only if all their namespaces are."""
+    by_vnid: dict[int, list[tuple[str, bool]]] = {}
+    for nn in t.net_namespaces:
+        by_vnid.setdefault(nn.netid, []).append((nn.name, nn.multicast_enabled))
+    rows = [(vnid, ", ".join(name + ("" if on else " (not annotated)") for name, on in spaces),
+             "yes" if all(on for _, on in spaces) else "no")
+            for vnid, spaces in sorted(by_vnid.items()) if any(on for _, on in spaces)]
+    if not rows:
+        return ""
+    plugin = t.cluster_network.plugin
+    if not plugin.supports_vnids:
+        rows = [(vnid, names, "no (ovs-subnet has no multicast)") for vnid, names, _ in rows]
+    lines = table(("VNID", "NAMESPACES", "ENABLED"), rows)
+    if plugin is Plugin.NETWORKPOLICY:
+        lines.insert(0, "(multicast is not subject to NetworkPolicy, as in 3.11)")
+    return _section(f"Multicast ({len(rows)} VNIDs annotated)", lines)
+
+
+def _dns_names(t: Topology) -> str:
+    entries = [f"  {enp.namespace}/{enp.name}: {rule.dns_name}"
+               for enp in t.egress_network_policies for rule in enp.rules if rule.dns_name]
+    if not entries:
+        return ""
+    note = ("(the controller resolves each when its policy arrives and again when the "
+            "answer's TTL runs out; a failure keeps the last addresses; osdn render resolves "
+            "once)")
+    return _section(f"EgressNetworkPolicy dnsNames ({len(entries)})", [note, *entries])
 
 
 def _policies(t: Topology) -> str:

@@ -47,12 +47,15 @@ class NodeFlows:
 
 
 def compile_node(topology: Topology, node: str, settings: Settings = DEFAULT_SETTINGS,
-                 port_numbers: Mapping[str, int] | None = None) -> NodeFlows:
+                 port_numbers: Mapping[str, int] | None = None,
+                 tun0_mac: str | None = None) -> NodeFlows:
     """All flows of `node`'s br0.  `port_numbers` (interface -> ofport, as the switch
-    reports them) replaces the pods' `osdn.dev/ofport` annotations when given."""
+    reports them) replaces the pods' `osdn.dev/ofport` annotations when given; `tun0_mac`
+    (tun0's MAC, as the switch reports it) replaces the HostSubnet's `osdn.dev/tun0-mac`
+    annotation or the 0a:58 convention."""
     out = FlowSet()
     compile_units(NodeContext(topology, host_subnet_of(topology, node), settings, port_numbers,
-                              out))
+                              out, tun0_mac))
     return NodeFlows.of(topology, node, out)
 
 

@@ -107,6 +107,13 @@ class NodeContext:
     settings: Settings
     port_numbers: Mapping[str, int] | None = None  # interface -> ofport, from the switch
     out: FlowSink = field(default_factory=FlowSet)
+    switch_tun0_mac: str | None = None  # tun0's MAC as the switch reports it, if known
+
+    @property
+    def tun0_mac(self) -> str:
+        """What table 100 writes as eth_dst: tun0's real MAC (3.11 `ensureTunMAC`) when the
+        switch told us, else what the HostSubnet says (annotation or convention)."""
+        return self.switch_tun0_mac or self.node.tun0_mac
 
     @property
     def plugin(self) -> Plugin:

@@ -80,7 +80,7 @@ def compile_egress_ips(ctx: NodeContext) -> None:
         elif node.host_ip == ctx.node.host_ip:
             mark = mark_for_vnid(vnid, ctx.settings.masquerade_bit)
             ctx.out.add(own, Table.EGRESS_IP, 100, Match(proto=Proto.IP, reg0=vnid),
-                        (SetField(SetFieldName.ETH_DST, ctx.node.tun0_mac),
+                        (SetField(SetFieldName.ETH_DST, ctx.tun0_mac),
                          SetField(SetFieldName.PKT_MARK, mark)), Table.EGRESS_FIREWALL)
         else:
             # 3.11.z (origin #23610): commit so that policy accepts the replies

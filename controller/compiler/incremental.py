@@ -18,8 +18,8 @@ What each kind of unit reads, and so when it is recomputed:
 | vnid-rule (per VNID)  | the VNID in use by a local pod or any Service                   |
 | policy-vnid (per VNID | the policies of its namespaces, their pods (any node), VNIDs,   |
 |   in use)             | and Namespaces if a policy selects them                         |
-| egress-ip             | HostSubnets, NetNamespaces                                      |
-| egress-firewall       | EgressNetworkPolicies, NetNamespaces (+ DNS)                    |
+| egress-ip             | HostSubnets, NetNamespaces, tun0's MAC as the switch reports it |
+| egress-firewall       | EgressNetworkPolicies, NetNamespaces, DNS answers (dns_changed) |
 | multicast             | NetNamespaces, local pods                                       |
 
 Anything else changing (the ClusterNetwork, this node's own HostSubnet) rebuilds everything.
@@ -110,6 +110,7 @@ class NodeCompiler(Generic[E]):
     def __init__(self, node: str, settings: Settings, encode: FlowEncoder[E]) -> None:
         self.node = node
         self.settings = settings
+        self.tun0_mac: str | None = None  # as the switch reported it (None: not known)
         self._merged = DesiredFlows(encode)
         self._reset()
 
@@ -126,9 +127,11 @@ class NodeCompiler(Generic[E]):
         dirty, self._merged.dirty = self._merged.dirty, set()
         return dirty
 
-    def update(self, topology: Topology, ports: Mapping[str, int] | None = None) -> None:
-        """Bring `desired` to `compile_node(topology, node, settings, ports)`.  Raises what
-        compile_node raises (UnknownNode, CookieCollision); the next update then rebuilds."""
+    def update(self, topology: Topology, ports: Mapping[str, int] | None = None,
+               tun0_mac: str | None = None) -> None:
+        """Bring `desired` to `compile_node(topology, node, settings, ports, tun0_mac)`.
+        Raises what compile_node raises (UnknownNode, CookieCollision); the next update then
+        rebuilds."""
         host = host_subnet_of(topology, self.node)
         port_map = None if ports is None else dict(ports)
         with gc_paused():
@@ -137,15 +140,21 @@ class NodeCompiler(Generic[E]):
                 if old is None or host != self._host \
                         or topology.cluster_network != old.cluster_network:
                     self._reset()
+                    self.tun0_mac = tun0_mac
                     self._build(topology, host, port_map)
                     # Tens of thousands of flows that live as long as the compiler: out of
                     # the collector's generations, or the next collections walk them all.
                     gc.freeze()
                 else:
-                    self._update(old, topology, host, port_map)
+                    self._update(old, topology, host, port_map, tun0_mac)
             except BaseException:
                 self._reset()
                 raise
+
+    def dns_changed(self) -> None:
+        """The resolver's answers changed: the next update recomputes the egress firewall
+        (the only unit that reads them), whatever else changed."""
+        self._dns_dirty = True
 
     def node_flows(self) -> NodeFlows:
         """The result as `compile_node` returns it: every unit's adds and warnings replayed
@@ -160,6 +169,8 @@ class NodeCompiler(Generic[E]):
         self._merged.clear()
         self.topology: Topology | None = None
         self.ports: dict[str, int] | None = None
+        self.tun0_mac = None
+        self._dns_dirty = False
         self._host: HostSubnet | None = None
         self._remote: dict[str, HostSubnet] = {}
         self._local_all: dict[str, Pod] = {}  # this node's pods, port or not
@@ -174,7 +185,7 @@ class NodeCompiler(Generic[E]):
 
     def _context(self, topology: Topology, host: HostSubnet,
                  ports: dict[str, int] | None) -> NodeContext:
-        ctx = NodeContext(topology, host, self.settings, ports)
+        ctx = NodeContext(topology, host, self.settings, ports, switch_tun0_mac=self.tun0_mac)
         ctx.local_pods = list(self._local.values())
         ctx.remote_subnets = list(self._remote.values())
         ctx.vnids_in_use = set(self._vnid_count)
@@ -248,10 +259,13 @@ class NodeCompiler(Generic[E]):
     # ------------------------------------------------------------------------- by difference
 
     def _update(self, old: Topology, topology: Topology, host: HostSubnet,
-                ports: dict[str, int] | None) -> None:
+                ports: dict[str, int] | None, tun0_mac: str | None) -> None:
         plugin = topology.cluster_network.plugin
         self._merged.order = UnitOrder(topology)
         change = _Change()
+        if tun0_mac != self.tun0_mac:  # only the local egress-IP flow carries it
+            self.tun0_mac = tun0_mac
+            change.recompute[(EGRESS_IP, WHOLE)] = WHOLE
         self._update_net_namespaces(old, topology, change)
         self._update_host_subnets(old, topology, host, change)
         self._update_pods(old, topology, host, ports, change)
@@ -414,11 +428,9 @@ class NodeCompiler(Generic[E]):
 
     def _update_egress_firewall(self, old: Topology, topology: Topology,
                                 change: _Change) -> None:
-        """Its policies, or DNS answers that may have changed."""
-        if old.egress_network_policies != topology.egress_network_policies or (
-                self.settings.resolver is not None
-                and any(rule.dns_name for enp in topology.egress_network_policies
-                        for rule in enp.rules)):
+        """Its policies, or the DNS answers (`dns_changed`)."""
+        if old.egress_network_policies != topology.egress_network_policies or self._dns_dirty:
+            self._dns_dirty = False
             change.recompute[(EGRESS_FIREWALL, WHOLE)] = WHOLE
 
     def _update_multicast(self, ctx: NodeContext, change: _Change) -> None:

@@ -103,8 +103,9 @@ class Waitable(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
 
-# A port as a port-desc reply lists it: (name, ofport); os-ken gives names as str or bytes.
-PortEntry = tuple[str | bytes, int]
+# A port as a port-desc reply lists it: (name, ofport, MAC "xx:xx:xx:xx:xx:xx"); os-ken gives
+# names as str or bytes.
+PortEntry = tuple[str | bytes, int, str]
 
 
 def port_name(name: str | bytes) -> str:
@@ -135,6 +136,7 @@ class BridgeSession:
         self._event = event
         self._sleep = sleep
         self.ports: dict[str, int] = {}
+        self.macs: dict[str, str] = {}  # port name -> its MAC, as the switch reports it
         self.installed: dict[Key, InstalledFlow] = {}
         self.alive = True
         self._xid = XID_FIRST  # above os-ken's own counter, which starts at 0
@@ -199,13 +201,17 @@ class BridgeSession:
         for waiter in self._waiters.values():
             waiter.event.set()
 
-    def on_port_status(self, name: str | bytes, port_no: int, deleted: bool) -> str:
+    def on_port_status(self, name: str | bytes, port_no: int, deleted: bool,
+                       mac: str = "") -> str:
         """A port was added, changed or deleted; its name."""
         name = port_name(name)
         if deleted:
             self.ports.pop(name, None)
+            self.macs.pop(name, None)
         elif port_no <= ofp.OFPP_MAX:
             self.ports[name] = port_no
+            if mac:
+                self.macs[name] = mac.lower()
         return name
 
     # ----------------------------------------------------------------- requests
@@ -230,18 +236,19 @@ class BridgeSession:
         return True
 
     def request_ports(self) -> dict[str, int]:
-        """The bridge's ports (name -> ofport, OFPP_LOCAL left out), from now on `ports`.
-        Each reply part fed in is an iterable of `PortEntry`."""
+        """The bridge's ports (name -> ofport, OFPP_LOCAL left out), from now on `ports`
+        (and their MACs `macs`).  Each reply part fed in is an iterable of `PortEntry`."""
         xid = self.next_xid()
         self._expect(xid)
         self._send(port_desc_request(xid))
-        ports = {}
+        ports, macs = {}, {}
         part: Iterable[PortEntry]
         for part in self._wait(xid):
-            for name, port_no in part:
+            for name, port_no, mac in part:
                 if port_no <= ofp.OFPP_MAX:
                     ports[port_name(name)] = port_no
-        self.ports = ports
+                    macs[port_name(name)] = mac.lower()
+        self.ports, self.macs = ports, macs
         return ports
 
     def dump_flows(self) -> list[InstalledFlow]:

@@ -49,7 +49,15 @@ from lab.cluster.state import Ledger
 from lab.netns import in_netns
 from lab.ovscommands import OvsCommands
 from lab.policy_oracle import plugin_allows, policy_allows, vnids_allow
-from lab.probe import Listeners, arp_request, run_probes, send_frames, udp_frame, vxlan_frame
+from lab.probe import (
+    Listeners,
+    arp_request,
+    multicast_stream,
+    run_probes,
+    send_frames,
+    udp_frame,
+    vxlan_frame,
+)
 from topology.load import load_topology
 from topology.model import ANNOTATION_CHANGE_NETWORK, Pod, Topology
 
@@ -486,6 +494,46 @@ class TestMultitenant:
             wrong = [w for ws in pool.map(node, topology.host_subnets) for w in ws]
         assert not wrong, "\n".join(wrong)
 
+    def test_egress_ip_follows_tun0_s_real_mac(self, cluster: Cluster) -> None:
+        """node-c hosts frontend's egress IP.  Its tun0 gets another MAC (a real node's
+        kernel picks one at random): the switch reports it, table 100 writes it as eth_dst,
+        and frontend's traffic still leaves by the egress IP; with the 0a:58 guess the
+        node's kernel would drop it as addressed to another host.  (The MAC is changed with
+        `ip link`, live: OVS's `mac` column would take tun0 down and up, and the kernel
+        would drop tun0's routes with it.)"""
+        hs = cluster.topology.host_subnet("node-c")
+        assert hs is not None and hs.egress_ips
+        ovs, real_mac = cluster.ovs("node-c"), "0e:00:00:c0:ff:ee"
+        node_netns = cluster.plan.nodes["node-c"]["netns"]
+
+        def set_tun0_mac(mac: str) -> None:
+            subprocess.run([*in_netns(node_netns), "ip", "link", "set", "tun0", "address", mac],
+                           check=True)
+
+        def table_100_writes(mac: str) -> bool:
+            return any(f"set_field:{mac}->eth_dst" in line
+                       for line in ovs.dump_flows("br0", table=100))
+
+        frontend = [p for p in cluster.pods if p.namespace == "frontend"]
+        try:
+            offset = cluster.log.stat().st_size
+            set_tun0_mac(real_mac)
+            deadline = time.monotonic() + 20
+            while not table_100_writes(real_mac):
+                assert time.monotonic() < deadline, ovs.dump_flows("br0", table=100)
+                time.sleep(0.1)
+            assert not table_100_writes(hs.tun0_mac)
+            log = cluster.log.read_bytes()[offset:].decode(errors="replace")
+            assert f"tun0's MAC is {real_mac}, not {hs.tun0_mac}" in log
+            assert seen_from_outside(cluster, frontend) == {
+                p.key: "192.168.50.100" for p in frontend}
+        finally:
+            set_tun0_mac(hs.tun0_mac)
+            deadline = time.monotonic() + 20
+            while not table_100_writes(hs.tun0_mac) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert table_100_writes(hs.tun0_mac)
+
     def test_join_isolate_global_live(self, cluster: Cluster) -> None:
         original = (cluster.topo_dir / "network.yaml").read_text()
 
@@ -518,6 +566,39 @@ class TestMultitenant:
             cluster.edit(lambda d: write_atomic(d / "network.yaml", original))
         check_matrix(cluster, lambda s, d, p: vnids_allow(cluster.topology, s, d))
 
+
+    def test_multicast_reaches_the_enabled_namespace_only(self, cluster: Cluster) -> None:
+        """A frontend pod (annotated multicast-enabled) sends a stream to a group every pod
+        has joined: frontend pods on the other nodes get it (table 111 replicates it over
+        VXLAN, 120 delivers it); pods of namespaces without the annotation, on every node,
+        get nothing.  A stream from such a namespace (shared) reaches no one, its own
+        namespace's pods included (table 110 drops it).  Last of the class: right after it,
+        the first TCP connections of the shared sender to remote pods were seen to fail for
+        a few seconds after a live VNID change (ping unaffected; not yet understood)."""
+        topology = cluster.topology
+        assert {nn.name for nn in topology.net_namespaces if nn.multicast_enabled} \
+            == {"frontend"}
+        count = 20
+
+        def stream(sender: Pod) -> dict[str, int]:
+            receivers = {cluster.netns(p): str(p.ip) for p in cluster.pods if p is not sender}
+            got = multicast_stream((cluster.netns(sender), str(sender.ip)), receivers,
+                                   "239.10.20.30", 5007, count, f"mc-{uuid.uuid4().hex[:8]}")
+            return {p.key: got[cluster.netns(p)] for p in cluster.pods if p is not sender}
+
+        sender = next(p for p in cluster.pods if p.namespace == "frontend"
+                      and p.node == "node-a")
+        got = stream(sender)
+        frontend = {k for k in got if k.startswith("frontend/")}
+        nodes = {p.key: p.node for p in cluster.pods}
+        assert {nodes[k] for k in frontend} == {"node-b", "node-c"}
+        # the userspace datapath may lose a first datagram while its flow cache fills
+        assert all(got[k] >= count - 2 for k in frontend), got
+        assert all(n == 0 for k, n in got.items() if k not in frontend), got
+
+        shared = next(p for p in cluster.pods if p.namespace == "shared" and p.node == "node-a")
+        got = stream(shared)
+        assert any(k.startswith("shared/") for k in got) and set(got.values()) == {0}, got
 
 # ------------------------------------------------------------------------------ ovs-networkpolicy
 

@@ -11,6 +11,8 @@ and OpenFlow errors for the flows it was told to refuse (`refuse`).  The test mo
 
 `Tasks` stands in for green threads (`spawn` queues, `run` runs the queue empty), and
 `fake_runtime` makes the agent's `Runtime` from it: everything runs in the test's thread.
+The agent's endless loops (methods named `*_loop`) are kept aside, not run: a test calls
+their step (`check_topology`, `refresh_dns`) itself.
 """
 
 from __future__ import annotations
@@ -49,9 +51,14 @@ class Tasks:
 
     def __init__(self) -> None:
         self.queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self.loops: list[str] = []  # the endless loops spawned, by name, never run
 
     def spawn(self, function: Callable[..., Any], *args: Any) -> None:
-        self.queue.append((function, args))
+        name = getattr(function, "__name__", "")
+        if name.endswith("_loop"):
+            self.loops.append(name)
+        else:
+            self.queue.append((function, args))
 
     def run(self, limit: int = 100) -> int:
         """Run queued calls (and those they queue) until none is left; how many ran."""
@@ -133,9 +140,10 @@ class FakeSwitch:
     `received` counts the messages the agent sent it by kind ("bundle-add" is one flow-mod)."""
 
     def __init__(self, dpid: int, ports: dict[str, int] | None = None,
-                 stats_part: int = 50) -> None:
+                 stats_part: int = 50, macs: dict[str, str] | None = None) -> None:
         self.id = dpid
         self.ports: dict[str, int] = {"br0": ofp.OFPP_LOCAL, **(ports or {})}
+        self.macs: dict[str, str] = dict(macs or {})  # port -> MAC; "" (unknown) if absent
         self.flows: dict[Key, InstalledFlow] = {}
         self.received: Counter[str] = Counter()
         self.commits = 0  # bundles applied
@@ -164,11 +172,14 @@ class FakeSwitch:
         for encoded in flows:
             self.flows[encoded.key] = InstalledFlow.from_encoded(encoded)
 
-    def set_port(self, name: str, ofport: int) -> None:
+    def set_port(self, name: str, ofport: int, mac: str = "") -> None:
         """A port is added (or changed): port-status event."""
         self.ports[name] = ofport
+        if mac:
+            self.macs[name] = mac
         if self.agent is not None:
-            self.agent.port_status(self, name, ofport, deleted=False)
+            self.agent.port_status(self, name, ofport, deleted=False,
+                                   mac=self.macs.get(name, ""))
 
     def delete_port(self, name: str) -> None:
         ofport = self.ports.pop(name)
@@ -219,7 +230,9 @@ class FakeSwitch:
         kind = MULTIPART_HEAD.unpack_from(message, HEADER.size)[0]
         if kind == ofp.OFPMP_PORT_DESC:
             self.received["port-desc"] += 1
-            self._agent().port_desc_reply(self, xid, list(self.ports.items()), more=False)
+            ports = [(name, ofport, self.macs.get(name, ""))
+                     for name, ofport in self.ports.items()]
+            self._agent().port_desc_reply(self, xid, ports, more=False)
         elif kind == ofp.OFPMP_FLOW:
             self.received["flow-stats"] += 1
             for part, more in self.flow_stats_replies(xid):

@@ -545,3 +545,24 @@ def test_ipblock_and_combined_peers_are_ignored() -> None:
                             PolicyPeer(pod_selector=LabelSelector((("app", "x"),)),
                                        namespace_selector=LabelSelector())))
     assert policy_rules(np_cluster(policy("odd", {}, rule))) == []
+
+
+# ------------------------------------------------------------------ tun0's MAC
+
+def test_egress_ip_flow_carries_the_annotated_tun0_mac_else_the_convention() -> None:
+    annotated = seed(host_subnets=tuple(
+        replace(hs, annotated_tun0_mac="aa:bb:cc:00:11:22") if hs.host == "infra" else hs
+        for hs in seed().host_subnets))
+    assert "set_field:0a:58:0a:81:00:01->eth_dst" in " ".join(table(seed(), "infra", 100))
+    assert "set_field:aa:bb:cc:00:11:22->eth_dst" in " ".join(table(annotated, "infra", 100))
+
+
+def test_the_switch_s_tun0_mac_wins_and_changes_only_the_local_egress_ip_flow() -> None:
+    plain = compile_node(seed(), "infra").flows
+    real = compile_node(seed(), "infra", tun0_mac="6e:1f:00:aa:bb:cc").flows
+    changed = set(real) ^ set(plain)
+    assert {f.table for f in changed} == {100} and len(changed) == 2
+    assert "set_field:6e:1f:00:aa:bb:cc->eth_dst" in " ".join(f.to_ofctl() for f in real)
+    # a node that only tunnels to the egress node writes no MAC: nothing changes there
+    assert compile_node(seed(), "master", tun0_mac="6e:1f:00:aa:bb:cc").flows \
+        == compile_node(seed(), "master").flows

@@ -15,7 +15,6 @@ from controller.config import (
     ofp_listen_host,
     register_options,
 )
-from controller.dns import DnsResolver, no_dns
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "seed-cluster"
 
@@ -127,7 +126,8 @@ metrics_prot = 9100
         "osdn.conf [osdn] watch = perhaps: watch must be true or false (also yes/no, on/off, "
         "1/0)",
         "osdn.conf [osdn] watch_interval = 0: watch_interval must be a number of seconds > 0",
-        "osdn.conf [osdn] dns = google: dns must be system or off",
+        "osdn.conf [osdn] dns = google: dns must be system, off, or a name server's IPv4 "
+            "address[:port]",
         "osdn.conf [osdn] metrics_prot = 9100: unknown setting (did you mean metrics_port?)",
         "OSDN_NODES=node1: unknown setting (did you mean OSDN_NODE?)",
     ]
@@ -198,9 +198,18 @@ def test_options_can_be_registered_after_the_files_were_parsed() -> None:
     assert load_settings(conf, {}).metrics_port == 9
 
 
-def test_dns_maps_to_a_resolver() -> None:
-    assert isinstance(ControllerSettings(topology=("x",)).make_resolver(), DnsResolver)
-    assert ControllerSettings(topology=("x",), dns="off").make_resolver() is no_dns
+def test_dns_maps_to_a_query() -> None:
+    assert callable(ControllerSettings(topology=("x",)).make_dns_query())
+    assert callable(ControllerSettings(topology=("x",), dns="127.0.0.1:5353").make_dns_query())
+    assert ControllerSettings(topology=("x",), dns="off").make_dns_query() is None
+
+
+def test_dns_takes_a_name_server() -> None:
+    env = {"OSDN_TOPOLOGY": str(SEED)}
+    assert load_settings(configured(), {**env, "OSDN_DNS": "10.0.0.2:5353"}).dns == "10.0.0.2:5353"
+    assert problems(configured(), {**env, "OSDN_DNS": "dns.example:53"}) == [
+        "OSDN_DNS=dns.example:53: dns must be system, off, or a name server's IPv4 "
+        "address[:port]"]
 
 
 def test_oslo_config_s_own_environment_variables_are_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -354,3 +354,18 @@ def test_a_pod_costs_its_own_flows_only(tmp_path: Path) -> None:
     compiler.update(dataclasses.replace(topology, pods=topology.pods + (pod,)))
     dirty = compiler.take_dirty()
     assert 4 <= len(dirty) <= 6  # the pod's flows (+ its VNID's rule if new), nothing else
+
+
+def test_a_new_tun0_mac_recomputes_the_egress_ip_flow_only() -> None:
+    topology = load_topology([Path(__file__).resolve().parents[2] / "examples" / "seed-cluster"])
+    compiler = NodeCompiler("infra.ocp.cn", NO_DNS, encode_flow)
+    compiler.update(topology)
+    compiler.take_dirty()
+    compiler.update(topology, None, "6e:1f:00:aa:bb:cc")
+    dirty = compiler.take_dirty()
+    assert {key[0] for key in dirty} == {100} and len(dirty) == 1
+    reference = compile_node(topology, "infra.ocp.cn", NO_DNS, tun0_mac="6e:1f:00:aa:bb:cc")
+    assert [(f, f.owner) for f in compiler.node_flows().flows] \
+        == [(f, f.owner) for f in reference.flows]
+    compiler.update(topology, None, "6e:1f:00:aa:bb:cc")  # the same MAC: nothing to do
+    assert not compiler.take_dirty()

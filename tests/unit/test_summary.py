@@ -106,3 +106,32 @@ def test_allocated_and_changed_vnids_are_marked() -> None:
     assert how["analytics"] == "changed (join:backend)"
     assert how["db"] == "allocated"
     assert how["backend"] == "netid"
+
+
+def test_tun0_mac_of_egress_nodes_and_where_it_comes_from() -> None:
+    topology = seed()
+    assert section(summarize(topology), "tun0 MAC")[2:] == [
+        "HOST   TUN0 MAC           FROM",
+        "infra  0a:58:0a:81:00:01  0a:58 + gateway",
+    ]
+    annotated = replace(topology, host_subnets=tuple(
+        replace(hs, annotated_tun0_mac="6e:1f:00:aa:bb:cc") if hs.egress_ips else hs
+        for hs in topology.host_subnets))
+    assert section(summarize(annotated), "tun0 MAC")[3] \
+        == "infra  6e:1f:00:aa:bb:cc  annotation osdn.dev/tun0-mac"
+    assert "tun0 MAC" not in summarize(seed(Plugin.SUBNET))
+
+
+def test_multicast_and_dns_names() -> None:
+    text = summarize(load_topology([RICH]))
+    assert section(text, "Multicast") == [
+        "Multicast (1 VNIDs annotated)",
+        "VNID     NAMESPACES  ENABLED",
+        "6167367  frontend    yes",
+    ]
+    assert section(text, "EgressNetworkPolicy dnsNames")[2:] == ["  frontend/default: example.com"]
+    topology = seed()
+    spaces = tuple(replace(nn, netid=8583346, multicast_enabled=nn.name == "kube-system")
+                   if nn.name != "default" else nn for nn in topology.net_namespaces)
+    assert section(summarize(replace(topology, net_namespaces=spaces)), "Multicast")[2] == \
+        "8583346  kube-public (not annotated), kube-system  no"

@@ -715,6 +715,35 @@ def test_bad_datapath_id(tmp_path: Path, dpid: str, message: str) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("mac", "message"),
+    [
+        ("0a:58:0a:80:00", "must be a MAC address written as six hex pairs, e.g. 0a:58:0a:80:00:01"),
+        ("01:00:5e:00:00:01", "must be a unicast MAC address (the first octet's low bit clear)"),
+    ],
+)
+def test_bad_tun0_mac(tmp_path: Path, mac: str, message: str) -> None:
+    text = HOST_SUBNETS.replace(
+        "metadata: {name: node2}",
+        f"metadata: {{name: node2, annotations: {{osdn.dev/tun0-mac: '{mac}'}}}}",
+    )
+    assert problems(tmp_path, hostsubnets=text) == [
+        f'cluster/hostsubnets.yaml:12: HostSubnet/node2: metadata.annotations[osdn.dev/tun0-mac]: {message} ("{mac}")'
+    ]
+
+
+def test_tun0_mac_annotation_is_read_in_lower_case(tmp_path: Path) -> None:
+    text = HOST_SUBNETS.replace(
+        "metadata: {name: node2}",
+        "metadata: {name: node2, annotations: {osdn.dev/tun0-mac: '6E:1F:00:AA:BB:CC'}}",
+    )
+    node2 = load(tmp_path, hostsubnets=text).host_subnet("node2")
+    assert node2 is not None and node2.tun0_mac == "6e:1f:00:aa:bb:cc"
+    node1 = load(tmp_path, hostsubnets=text).host_subnet("node1")
+    assert node1 is not None and node1.tun0_mac == "0a:58:" + ":".join(
+        f"{b:02x}" for b in node1.gateway.packed)
+
+
 # --- everything at once ----------------------------------------------------------------------
 
 MANY_ERRORS = """\

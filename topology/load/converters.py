@@ -97,6 +97,18 @@ def datapath_id_text(text: str) -> int:
     return dpid
 
 
+_MAC_SHAPE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+
+
+def mac_text(text: str) -> str:
+    """A unicast Ethernet address, written xx:xx:xx:xx:xx:xx; returned in lower case."""
+    if not _MAC_SHAPE.fullmatch(text):
+        raise ValueError("must be a MAC address written as six hex pairs, e.g. 0a:58:0a:80:00:01")
+    if int(text[:2], 16) & 1:
+        raise ValueError("must be a unicast MAC address (the first octet's low bit clear)")
+    return text.lower()
+
+
 def timestamp_text(text: str) -> datetime:
     try:
         stamp = datetime.fromisoformat(text)

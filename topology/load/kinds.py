@@ -22,6 +22,7 @@ from topology.load.converters import (
     datapath_id_text,
     dns_name_text,
     interface_text,
+    mac_text,
     ofport_text,
     one_of,
     parse_cidr,
@@ -40,6 +41,7 @@ from topology.model import (
     ANNOTATION_INTERFACE,
     ANNOTATION_MULTICAST,
     ANNOTATION_OFPORT,
+    ANNOTATION_TUN0_MAC,
     ClusterNetworkEntry,
     ContainerPort,
     EgressNetworkPolicy,
@@ -259,12 +261,13 @@ def _parse_host_subnet(obj: Fields, meta: Meta) -> HostSubnet | None:
     egress_cidrs = obj.converted_list("egressCIDRs", parse_cidr)
     datapath_id = meta.annotation(ANNOTATION_DATAPATH_ID, datapath_id_text)
     fixed_vnid = meta.annotation(ANNOTATION_FIXED_VNID_HOST, vnid_text)
+    tun0_mac = meta.annotation(ANNOTATION_TUN0_MAC, mac_text)
     if host is None or host_ip is None or subnet is None:
         return None
     return HostSubnet(
         meta.name, meta.uid, host, host_ip, subnet,
         int(host_ip) if datapath_id is None else datapath_id,
-        egress_ips, egress_cidrs, fixed_vnid, meta.origin,
+        egress_ips, egress_cidrs, fixed_vnid, meta.origin, tun0_mac,
     )  # fmt: skip
 
 
