@@ -83,6 +83,7 @@ class ControllerSettings:
     watch_interval: float = 1.0  # seconds between polls of the topology files
     dns: str = "system"  # "system" or "off"
     plugin: str | None = None  # subnet|multitenant|networkpolicy overrides pluginName
+    audit_interval: float = 1.0  # seconds between audits of each bridge's flows; 0 = none
 
     def make_resolver(self) -> Resolver:
         """A fresh resolver for `dns`.  `DnsResolver` caches answers until their TTL, so
@@ -124,6 +125,16 @@ def _positive_seconds(text: str) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise _Invalid("must be a number of seconds > 0")
+    return value
+
+
+def _seconds_or_off(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise _Invalid("must be a number of seconds >= 0 (0 = off)")
     return value
 
 
@@ -185,6 +196,10 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("watch", "true", _boolean, "Reload the topology when its files change."),
     _Option("watch_interval", "1.0", _positive_seconds,
             "Seconds between checks of the topology files for changes (> 0)."),
+    _Option("audit_interval", "1.0", _seconds_or_off,
+            "Seconds between audits of each bridge (its per-table flow counts and table-253 "
+            "note, one small request; every flow read only when they disagree), so that flows "
+            "added or lost behind the controller's back are repaired; 0 = no audit."),
     _Option("dns", "system", _one_of("system", "off"),
             "Resolve EgressNetworkPolicy dnsNames with the system's DNS (system) or not (off)."),
     _Option("plugin", None, _one_of(*PLUGIN_NAMES),

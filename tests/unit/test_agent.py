@@ -88,7 +88,8 @@ class Controller:
         self.registry = CollectorRegistry()
         self.tasks = Tasks()
         self.agent = NodeAgent(
-            ControllerSettings((str(topology),), dns="off", watch=False, **settings),
+            ControllerSettings((str(topology),), dns="off",
+                               **{"watch": False, "audit_interval": 0, **settings}),
             Metrics(self.registry), fake_runtime(self.tasks))
         self.agent.start()
 
