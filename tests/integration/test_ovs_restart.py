@@ -31,7 +31,9 @@ BOUND = 0.5  # seconds from the kill to the whole pipeline back (issue 10)
 
 def test_vswitchd_killed_and_started_has_its_flows_back_within_half_a_second(
         tmp_path: Path) -> None:
-    with PrivateOvs(tmp_path / "ref") as ref, RestartableOvs(tmp_path / "node") as ovs, \
+    ovs = RestartableOvs(tmp_path / "node")
+    ovs.start()
+    with PrivateOvs(tmp_path / "ref") as ref, ovs, \
             ControllerProcess({"topology": SEED, "watch": False}, tmp_path / "ctl") as ctl:
         add_node_bridge(ovs, "br0", NODE2_DPID, NODE2_PORTS, host_ip=NODE2_IP,
                         port_name_prefix="")

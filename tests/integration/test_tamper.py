@@ -20,7 +20,6 @@ import pytest
 
 from lab.harness import (
     ControllerProcess,
-    RestartableOvs,
     attach_controller,
     copy_cluster,
     flows_equal,
@@ -48,11 +47,11 @@ def ref_ovs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateOvs]:
 @pytest.fixture
 def node2(tmp_path: Path, ref_ovs: PrivateOvs) -> Iterator[Callable[..., Any]]:
     """node2's br0 attached to a controller of its own (metrics on), in sync with the render."""
-    made: list[tuple[RestartableOvs, ControllerProcess]] = []
+    made: list[tuple[PrivateOvs, ControllerProcess]] = []
 
-    def make(topology: Path = SEED, **config: Any) -> tuple[RestartableOvs, ControllerProcess,
+    def make(topology: Path = SEED, **config: Any) -> tuple[PrivateOvs, ControllerProcess,
                                                             list[str], int]:
-        ovs = RestartableOvs(tmp_path / "ovs-node2").start()
+        ovs = PrivateOvs(tmp_path / "ovs-node2", dummy=True).start()
         add_node_bridge(ovs, "br0", NODE2_DPID, NODE2_PORTS, host_ip=NODE2_IP,
                         port_name_prefix="")
         metrics_port = free_port()
@@ -81,7 +80,7 @@ def repairs(metrics_port: int, trigger: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def timed_repair(ovs: RestartableOvs, ctl: ControllerProcess, expected: list[str],
+def timed_repair(ovs: PrivateOvs, ctl: ControllerProcess, expected: list[str],
                  what: str) -> float:
     """Seconds until the bridge equals `expected` again (polled every 20 ms)."""
     started = time.monotonic()
