@@ -42,6 +42,14 @@ class NodeSpec:
     topology: Topology = field(repr=False)
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
 def _run_in(node: Node, argv: Sequence[str], input: str | None = None,
             timeout: float = 60.0) -> str:
     """Run argv in `node`'s namespaces; raise with its output on failure."""
@@ -100,6 +108,19 @@ class OsdnNode(Switch):
         # Userspace tunnels drop the first packet to an unknown VTEP while they ARP for it.
         for ip, mac in spec.peers.items():
             self.ovs.appctl("tnl/neigh/set", "br-phy", ip, mac)
+
+    def crash_vswitchd(self) -> None:
+        """SIGKILL this node's ovs-vswitchd (the pid in its own pidfile) and start it again
+        with ovs-start, as a supervisor would: br0 comes back empty and connects anew."""
+        pid = int((self.ovs_dir / "ovs-vswitchd.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            pass
+        _run_in(self, [str(OVS_START), "--dir", str(self.ovs_dir)])
+
+    def restart_vswitchd_keeping_flows(self) -> None:
+        """`ovs-start --restart`: flow-restore-wait, br0's flows saved and loaded back."""
+        _run_in(self, [str(OVS_START), "--dir", str(self.ovs_dir), "--restart"])
 
     def _ovs_only(self, iface: str) -> None:
         """Keep this namespace's kernel off a userspace-datapath port (see build.py)."""
