@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -115,7 +116,7 @@ class OsdnNode(Switch):
         pid = int((self.ovs_dir / "ovs-vswitchd.pid").read_text())
         os.kill(pid, signal.SIGKILL)
         while _alive(pid):
-            pass
+            time.sleep(0.005)
         _run_in(self, [str(OVS_START), "--dir", str(self.ovs_dir)])
 
     def restart_vswitchd_keeping_flows(self) -> None:
