@@ -50,9 +50,17 @@ from controller.openflow.session import (
     Waitable,
     error_name,
 )
-from controller.openflow.wire import encode_flow
+from controller.openflow.wire import encode_flow, parse_flow_removed
 from controller.pipeline.cookies import CookieCollision
+from controller.pipeline.tables import Table
 from controller.reconcile import diff_encoded
+from controller.tamper import (
+    count_differences,
+    describe_repair,
+    note_differs,
+    removed_by_someone_else,
+    table_counts,
+)
 from controller.watch import TopologyWatcher
 from topology.model import PLUGIN_NAMES, HostSubnet, Topology
 
@@ -60,7 +68,7 @@ __all__ = ["Bridge", "BridgeLog", "NodeAgent", "Runtime", "Switch"]
 
 log = logging.getLogger("osdn")
 _SINCE = {"connected": "connect", "topology": "change read", "port": "port event",
-          "dnsName": "answer"}
+          "dnsName": "answer", "repair": "detection"}
 DUPLICATE_PROBE_TIMEOUT = 3.0  # seconds a served bridge has to answer the echo request
 TUN0 = "tun0"  # the port whose MAC table 100 writes (3.11 `ensureTunMAC`)
 DNS_IDLE_WAKE = 30 * 60.0  # the DNS loop's wait when no name is followed (3.11's too)
@@ -118,6 +126,7 @@ class Bridge:
     connected_at: float  # the clock at the switch's features reply
     compiler: NodeCompiler | None = None  # serving this bridge (see `NodeAgent._compiler_for`)
     full_diff: bool = True  # compare every flow next time (else only the changed keys)
+    repair_pending: bool = False  # a repair task is queued (controller.tamper)
 
 
 class NodeAgent:
@@ -155,6 +164,8 @@ class NodeAgent:
             self.runtime.spawn(self.watch_loop)
         if self.dns is not None:
             self.runtime.spawn(self.dns_loop)
+        if self.settings.audit_interval:
+            self.runtime.spawn(self.audit_loop)
 
     # ----------------------------------------------------------------- topology
 
@@ -413,12 +424,21 @@ class NodeAgent:
 
     def _reconcile(self, bridge: Bridge, reason: str, since: float) -> None:
         with bridge.lock:
-            if bridge.session.alive:
-                self._apply(bridge, reason, since)
+            if not bridge.session.alive:
+                return
+            try:
+                repair = self._check_counts(bridge)
+            except (Disconnected, TimeoutError) as error:
+                bridge.log.warning("%s: %s", reason, error)
+                return
+            self._apply(bridge, reason, since, repair)
 
-    def _apply(self, bridge: Bridge, reason: str, since: float) -> None:
+    def _apply(self, bridge: Bridge, reason: str, since: float,
+               repair: str | None = None) -> None:
         """Make the bridge equal to the desired set: one bundle, or nothing if in sync.
-        `since`: when what we react to happened (connect, topology read, port event)."""
+        `since`: when what we react to happened (connect, topology read, port event).
+        `repair`: the bridge was found changed behind our back (a `REPAIR_TRIGGERS` name):
+        say what the bundle restores, and count it once applied."""
         session, host, clock = bridge.session, bridge.host, self.runtime.clock
         if self.topology is None or self.topology.host_subnet(host) is None:
             bridge.log.warning("not in the current topology; flows left as they are")
@@ -437,6 +457,8 @@ class NodeAgent:
         plan = diff_encoded(compiler.desired, session.installed,
                             None if bridge.full_diff else changed)
         bridge.full_diff = True  # until the plan is applied
+        if repair and plan:
+            bridge.log.warning("repairing the bridge: %s", describe_repair(plan))
         if plan.foreign:
             bridge.log.info("removing %d flows outside our cookie space", len(plan.foreign))
         try:
@@ -459,6 +481,8 @@ class NodeAgent:
                               ("delete", len(plan.deletes) + len(plan.foreign))):
                 self.metrics.count_flow_mods(host, op, count)
             self.metrics.count_reconcile(host, "ok")
+            if repair:
+                self.metrics.count_repair(host, repair)
         bridge.log.info("in sync, %d flow-mods (%d add, %d modify, %d delete, %d foreign) "
                         "after %s; %.4f s from %s to in sync (compile %.4f s, bundle %.4f s, "
                         "%d flows)", plan.flow_mods, len(plan.adds), len(plan.modifies),
@@ -539,3 +563,93 @@ class NodeAgent:
             for compiler in compilers.values():
                 compiler.dns_changed()
         return changed
+
+    # ----------------------------------------------------------------- tampering
+    # A bridge changed behind our back (controller.tamper): noticed by a flow-removed
+    # message, by the periodic audit, or by the check before an incremental update, and
+    # repaired by the ordinary dump + diff + bundle.
+
+    def flow_removed(self, switch: Switch, message: bytes) -> None:
+        """An OFPT_FLOW_REMOVED message, as bytes (`controller.openflow.wire`)."""
+        bridge = self._bridge(switch)
+        if bridge is None or bridge.repair_pending:
+            return
+        removed = parse_flow_removed(message)
+        if removed_by_someone_else(removed, bridge.session.installed, bridge.session.in_flight):
+            bridge.log.warning("flow removed behind our back (table %d, priority %d, cookie "
+                               "0x%x); repairing", removed.key[0], removed.key[1],
+                               removed.cookie)
+            bridge.repair_pending = True
+            self.runtime.spawn(self._repair, bridge, "flow_removed", self.runtime.clock())
+
+    def table_stats_reply(self, switch: Switch, xid: int, counts: Iterable[tuple[int, int]],
+                          more: bool) -> None:
+        """One OFPMP_TABLE reply message: (table id, active flow count) per table."""
+        bridge = self._bridge(switch)
+        if bridge is not None:
+            bridge.session.on_reply(xid, list(counts), last=not more)
+
+    def audit_loop(self) -> None:
+        while True:
+            self.runtime.sleep(self.settings.audit_interval)
+            self.audit_bridges()
+
+    def audit_bridges(self) -> None:
+        """One round of the audit: a task per served bridge (none waiting for a repair)."""
+        for bridge in list(self.bridges.values()):
+            if not bridge.repair_pending:
+                self.runtime.spawn(self._audit, bridge)
+
+    def _audit(self, bridge: Bridge) -> None:
+        """Counts per table and the table-253 note against what we believe; repair if not."""
+        session = bridge.session
+        with bridge.lock:
+            if not session.alive or bridge.repair_pending:
+                return
+            started = self.runtime.clock()
+            try:
+                differences = count_differences(table_counts(session.installed.values()),
+                                                 session.table_counts())
+                if not differences and note_differs(session.installed,
+                                                    session.dump_table(Table.VERSION_NOTE)):
+                    differences = ["table 253: the version note differs"]
+            except (Disconnected, TimeoutError) as error:
+                bridge.log.warning("audit: %s", error)
+                return
+            if differences:
+                bridge.log.warning("audit: the bridge changed behind our back (%s)",
+                                   "; ".join(differences))
+                self._repair_locked(bridge, "audit", started)
+
+    def _repair(self, bridge: Bridge, trigger: str, since: float) -> None:
+        with bridge.lock:
+            if bridge.session.alive:
+                self._repair_locked(bridge, trigger, since)
+
+    def _repair_locked(self, bridge: Bridge, trigger: str, since: float) -> None:
+        """Read every flow again and apply the diff (the bridge's lock held)."""
+        bridge.repair_pending = False  # removals from now on are after this dump
+        try:
+            bridge.session.dump_flows()
+        except (Disconnected, TimeoutError) as error:
+            bridge.log.warning("repair: %s", error)
+            return
+        bridge.full_diff = True
+        self._apply(bridge, f"repair ({trigger.replace('_', ' ')})", since, repair=trigger)
+
+    def _check_counts(self, bridge: Bridge) -> str | None:
+        """Before an incremental update: if the switch's counts differ from what we believe,
+        read every flow again, so that the update repairs them too and its "in sync" is
+        true; then the repair's trigger.  Raises Disconnected or TimeoutError."""
+        if bridge.full_diff:
+            return None  # every flow is compared anyway
+        session = bridge.session
+        differences = count_differences(table_counts(session.installed.values()),
+                                        session.table_counts())
+        if not differences:
+            return None
+        bridge.log.warning("the bridge changed behind our back (%s); reading it again",
+                           "; ".join(differences))
+        session.dump_flows()
+        bridge.full_diff = True
+        return "update_check"

@@ -104,6 +104,17 @@ class OsdnController(app_manager.OSKenApp):
         self.agent.flow_stats_reply(msg.datapath, msg.xid, bytes(msg.buf),
                                     more=bool(msg.flags & ofp.OFPMPF_REPLY_MORE))
 
+    @set_ev_cls(ofp_event.EventOFPTableStatsReply, MAIN_DISPATCHER)
+    def _on_table_stats(self, ev: Any) -> None:
+        msg = ev.msg
+        self.agent.table_stats_reply(msg.datapath, msg.xid,
+                                     [(t.table_id, t.active_count) for t in msg.body],
+                                     more=bool(msg.flags & ofp.OFPMPF_REPLY_MORE))
+
+    @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    def _on_flow_removed(self, ev: Any) -> None:
+        self.agent.flow_removed(ev.msg.datapath, bytes(ev.msg.buf))
+
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def _on_barrier(self, ev: Any) -> None:
         self.agent.barrier_reply(ev.msg.datapath, ev.msg.xid)

@@ -89,6 +89,7 @@ class ControllerSettings:
     plugin: str | None = None  # subnet|multitenant|networkpolicy overrides pluginName
     handshake_timeout: float = 5.0  # seconds a connection may take for HELLO + features
     max_pending_handshakes: int = 64  # unfinished handshakes at once; the oldest goes first
+    audit_interval: float = 1.0  # seconds between audits of each bridge's flows; 0 = none
 
     def make_dns_query(self) -> Query | None:
         """How dnsNames are resolved (`dns`); None when they are not."""
@@ -230,6 +231,10 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("max_pending_handshakes", "64", _integer_between(1, 100_000),
             "OpenFlow connections that may be in their handshake at once; beyond it the "
             "oldest is closed."),
+    _Option("audit_interval", "1.0", _seconds,
+            "Seconds between audits of each bridge (its per-table flow counts and table-253 "
+            "note, one small request; every flow read only when they disagree), so that flows "
+            "added or lost behind the controller's back are repaired; 0 = no audit."),
     _Option("plugin", None, _one_of(*PLUGIN_NAMES),
             "Override the ClusterNetwork's pluginName (subnet, multitenant, networkpolicy); "
             "unset: as the topology says."),

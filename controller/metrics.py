@@ -24,6 +24,7 @@ __all__ = [
     "FLOW_MOD_OPS",
     "RECONCILE_OUTCOMES",
     "REFUSAL_REASONS",
+    "REPAIR_TRIGGERS",
     "TOPOLOGY_LOAD_OUTCOMES",
     "Metrics",
     "metrics_markdown",
@@ -38,6 +39,10 @@ TOPOLOGY_LOAD_OUTCOMES = ("ok", "error")
 # and the agent's duplicate datapath ID policy).
 REFUSAL_REASONS = ("malformed", "handshake_timeout", "too_many_handshakes",
                    "duplicate_datapath_id")
+# how a bridge changed behind the controller's back was noticed (controller.tamper):
+# OVS reported a flow removal; the periodic audit saw other counts or another table-253
+# note; the check before applying a topology or port change saw other counts
+REPAIR_TRIGGERS = ("flow_removed", "audit", "update_check")
 # A bundle of a few flows commits in about a millisecond; a first connect of a big node
 # (tens of thousands of flows) takes seconds.  Roughly 1-2.5-5 per decade from 1 ms to 10 s.
 BUNDLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -94,6 +99,11 @@ class Metrics:
             PREFIX + "openflow_pending_handshakes",
             "OpenFlow connections that have not finished their handshake yet.",
             registry=registry)
+        self.repairs = Counter(
+            PREFIX + "bridge_repairs",
+            "Repairs of a bridge changed behind the controller's back (flows deleted, added or "
+            "changed by another connection), by how it was noticed (trigger: flow_removed, "
+            "audit, update_check).", ["node", "trigger"], registry=registry)
         for outcome in TOPOLOGY_LOAD_OUTCOMES:
             self.topology_loads.labels(outcome)
         for reason in REFUSAL_REASONS:
@@ -105,6 +115,8 @@ class Metrics:
             self.flow_mods.labels(node, op)
         for outcome in RECONCILE_OUTCOMES:
             self.reconciles.labels(node, outcome)
+        for trigger in REPAIR_TRIGGERS:
+            self.repairs.labels(node, trigger)
         self.bundle_latency.labels(node)
 
     def set_flows(self, node: str, per_table: Mapping[int, int]) -> None:
@@ -142,6 +154,9 @@ class Metrics:
         self.topology_loads.labels("error").inc()
         self.topology_load_error.set(1)
         self.topology_issues.set(issue_count)
+
+    def count_repair(self, node: str, trigger: str) -> None:
+        self.repairs.labels(node, _check(trigger, REPAIR_TRIGGERS, "trigger")).inc()
 
     def count_switch_error(self, node: str, error_type: str) -> None:
         self.switch_errors.labels(node, error_type).inc()

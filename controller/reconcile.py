@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.openflow.encoding import FLOW_MOD_FLAGS
 from controller.openflow.wire import Encoded, InstalledFlow, Key, encode
 from controller.pipeline.cookies import is_ours
 from controller.pipeline.flow import Flow
@@ -15,7 +16,7 @@ from controller.pipeline.flow import Flow
 class Plan:
     # adds and modifies hold Flows (from `diff`) or Encoded flows (from `diff_encoded`)
     adds: list[Any] = field(default_factory=list)  # new keys
-    modifies: list[Any] = field(default_factory=list)  # same key, other cookie or actions
+    modifies: list[Any] = field(default_factory=list)  # same key, other cookie, actions, flags
     deletes: list[InstalledFlow] = field(default_factory=list)  # ours, no longer desired
     foreign: list[InstalledFlow] = field(default_factory=list)  # not in our cookie space
 
@@ -31,7 +32,9 @@ def diff(desired: Iterable[Flow], installed: Iterable[InstalledFlow],
          remove_foreign: bool = True) -> Plan:
     """What to send so that the bridge holds exactly `desired` (plus foreign flows, unless
     `remove_foreign`).  A changed flow is re-added: OFPFC_ADD replaces the flow with the same
-    (table, priority, match) and, unlike MODIFY, also replaces its cookie."""
+    (table, priority, match) and, unlike MODIFY, also replaces its cookie and flags.  A flow
+    without our flags (`FLOW_MOD_FLAGS`: put there by hand, or by an older controller) counts
+    as changed, so that every flow of ours reports its removal."""
     return diff_encoded({(e := encode(flow)).key: e for flow in desired},
                         {flow.key: flow for flow in installed}, None, remove_foreign,
                         as_flows=True)
@@ -51,7 +54,8 @@ def diff_encoded(desired: Mapping[Key, Encoded], installed: Mapping[Key, Install
             current = installed.get(key)
             if current is None:
                 adds.append(wanted)
-            elif current.cookie != wanted.cookie or current.instructions != wanted.instructions:
+            elif (current.cookie != wanted.cookie or current.instructions != wanted.instructions
+                  or current.flags != FLOW_MOD_FLAGS):
                 modifies.append(wanted)
         leftovers: Iterable[InstalledFlow] = (flow for key, flow in installed.items()
                                               if key not in desired)
@@ -65,7 +69,8 @@ def diff_encoded(desired: Mapping[Key, Encoded], installed: Mapping[Key, Install
             elif current is None:
                 adds.append(maybe_wanted)
             elif (current.cookie != maybe_wanted.cookie
-                  or current.instructions != maybe_wanted.instructions):
+                  or current.instructions != maybe_wanted.instructions
+                  or current.flags != FLOW_MOD_FLAGS):
                 modifies.append(maybe_wanted)
         leftovers = gone
     for leftover in leftovers:

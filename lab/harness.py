@@ -289,7 +289,7 @@ def attach_controller(ovs: OvsCommands, bridge: str, port: int, host: str = "127
     ovs.vsctl("set", "bridge", bridge, "other-config:disable-in-band=true")
     ovs.vsctl("set-controller", bridge, f"tcp:{host}:{port}")
     ovs.vsctl("set", "controller", bridge, f"max_backoff={max_backoff_ms}",
-              "connection_mode=out-of-band")
+              "inactivity_probe=5000", "connection_mode=out-of-band")
 
 
 def park_controller(ovs: OvsCommands, bridge: str) -> int:

@@ -50,6 +50,11 @@ from controller.pipeline.flow import (
 from controller.pipeline.registers import RegField
 
 FLOW_MOD_HEAD = struct.Struct("!BBHIQQBBHHHIIIH2x")
+# Every flow the controller installs asks OVS to report its removal: a flow deleted by
+# another connection (`ovs-ofctl del-flows`) then reaches the controller at once as
+# OFPT_FLOW_REMOVED and the bridge is repaired (controller.tamper).  The flag is the
+# channel's business, not the pipeline's: `osdn render` text leaves it out.
+FLOW_MOD_FLAGS = ofp.OFPFF_SEND_FLOW_REM
 NX_HEAD = struct.Struct("!HHIH")
 
 
@@ -287,5 +292,5 @@ def flow_mod_bytes(flow: Flow, xid: int = 0, cookie: int | None = None) -> bytes
                               flow.cookie if cookie is None else cookie, 0, int(flow.table),
                               ofp.OFPFC_ADD, 0, 0, flow.priority, ofp.OFP_NO_BUFFER, ofp.OFPP_ANY,
                               ofp.OFPG_ANY,
-                              0)
+                              FLOW_MOD_FLAGS)
     return head + tail

@@ -163,7 +163,8 @@ def flow_mod(flow: Flow, datapath: Any, command: int = ofp.OFPFC_ADD) -> Any:
     return parser.OFPFlowMod(
         datapath=datapath, cookie=flow.cookie, cookie_mask=0, table_id=int(flow.table),
         command=command, idle_timeout=0, hard_timeout=0, priority=flow.priority,
-        buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, flags=0,
+        buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        flags=ofp.OFPFF_SEND_FLOW_REM,  # as encoding.FLOW_MOD_FLAGS
         # Our field order puts prerequisites first; os-ken's own sort by OXM class would
         # put NXM fields such as ip_frag before eth_type, which OVS rejects (BAD_PREREQ).
         match=parser.OFPMatch(_ordered_fields=match_fields(flow.match)),

@@ -27,6 +27,7 @@ from controller.openflow.wire import (
     flow_stats_request,
     iter_flow_stats,
     port_desc_request,
+    table_stats_request,
 )
 from controller.pipeline.tables import Table
 from controller.reconcile import Plan
@@ -138,6 +139,8 @@ class BridgeSession:
         self.ports: dict[str, int] = {}
         self.macs: dict[str, str] = {}  # port name -> its MAC, as the switch reports it
         self.installed: dict[Key, InstalledFlow] = {}
+        # the keys of the bundle being applied: the switch reports their removal to us too
+        self.in_flight: frozenset[Key] = frozenset()
         self.alive = True
         self._xid = XID_FIRST  # above os-ken's own counter, which starts at 0
         self._waiters: dict[int, _Waiter] = {}
@@ -265,6 +268,22 @@ class BridgeSession:
         self.installed = installed
         return list(installed.values())
 
+    def dump_table(self, table: int) -> dict[Key, InstalledFlow]:
+        """The flows of one table (`installed` is left as it is)."""
+        xid = self.next_xid()
+        self._expect(xid)
+        self._send(flow_stats_request(xid, table))
+        return {key: flow for raw in self._wait(xid) for key, flow in iter_flow_stats(raw)}
+
+    def table_counts(self) -> dict[int, int]:
+        """Flows per table, as the switch counts them (tables without flows left out).  Each
+        reply part fed in is an iterable of (table id, active count)."""
+        xid = self.next_xid()
+        self._expect(xid)
+        self._send(table_stats_request(xid))
+        parts: list[Iterable[tuple[int, int]]] = self._wait(xid)
+        return {table: count for part in parts for table, count in part if count}
+
     # ----------------------------------------------------------------- bundles
 
     def apply(self, plan: Plan, clock: Callable[[], float]) -> ApplyResult:
@@ -287,7 +306,14 @@ class BridgeSession:
             changes = [c for c in changes if c.key[0] != Table.VERSION_NOTE] \
                 + [changes[i] for i in note]
         first = self.reserve_xids(len(removals) + len(changes))
+        self.in_flight = frozenset([old.key for old in removals] + [c.key for c in changes])
+        try:
+            return self._apply_bundle(bundle, removals, changes, first, clock, started)
+        finally:
+            self.in_flight = frozenset()
 
+    def _apply_bundle(self, bundle: int, removals: list[InstalledFlow], changes: list[Encoded],
+                      first: int, clock: Callable[[], float], started: float) -> ApplyResult:
         def blamed(xid: int) -> str:
             index = xid - first
             if 0 <= index < len(removals):
@@ -330,7 +356,7 @@ class BridgeSession:
         finished = clock()
         seconds = finished - started
         self._remember(removals, changes)
-        return ApplyResult(plan.flow_mods, seconds, finished)
+        return ApplyResult(len(removals) + len(changes), seconds, finished)
 
     def _remember(self, removals: list[InstalledFlow], changes: list[Encoded]) -> None:
         installed = self.installed

@@ -8,7 +8,7 @@ directly; flow-stats replies are sliced, not parsed into objects.
 Read-back relies on a property shown by tests/integration/test_wire.py: for every flow we
 generate, OVS reports exactly the match TLVs (in its own order) and instruction bytes we sent.
 So a flow's identity is (table, priority, sorted match TLVs) and its content is
-(cookie, instruction bytes): both comparable as bytes.
+(cookie, instruction bytes, flags): all comparable as bytes or integers.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class InstalledFlow(NamedTuple):
     match: bytes  # the ofp_match body as OVS sent it (TLVs, no header, no padding)
     instructions: bytes
     duration_sec: int
+    flags: int = 0  # OFPFF_*; every flow we install has `encoding.FLOW_MOD_FLAGS`
 
     @property
     def key(self) -> Key:
@@ -94,8 +95,12 @@ class InstalledFlow(NamedTuple):
         """What the bridge holds after `encoded` was added (duration unknown: 0)."""
         match_length = MATCH_HEADER.unpack_from(encoded.flow_mod, 48)[1]
         table, priority, _ = encoded.key
+        flags = struct.unpack_from("!H", encoded.flow_mod, _FLOW_MOD_FLAGS_AT)[0]
         return cls(table, priority, encoded.cookie, encoded.flow_mod[52:48 + match_length],
-                   encoded.instructions, 0)
+                   encoded.instructions, 0, flags)
+
+
+_FLOW_MOD_FLAGS_AT = 44  # ofp_flow_mod: header 8, cookie and mask 16, table ... out_group 20
 
 
 def with_xid(message: bytes, xid: int) -> bytes:
@@ -129,9 +134,9 @@ def delete_strict(flow: InstalledFlow, xid: int = 0) -> bytes:
         + body + match
 
 
-def flow_stats_request(xid: int) -> bytes:
-    """All flows of all tables."""
-    body = struct.pack("!HH4xB3xII4xQQ", ofp.OFPMP_FLOW, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY,
+def flow_stats_request(xid: int, table: int = ofp.OFPTT_ALL) -> bytes:
+    """All flows of `table` (default: of all tables)."""
+    body = struct.pack("!HH4xB3xII4xQQ", ofp.OFPMP_FLOW, 0, table, ofp.OFPP_ANY,
                        ofp.OFPG_ANY, 0, 0) + MATCH_HEADER.pack(ofp.OFPMT_OXM, 4) + b"\0" * 4
     return HEADER.pack(OFP_VERSION, ofp.OFPT_MULTIPART_REQUEST, 8 + len(body), xid) + body
 
@@ -142,6 +147,31 @@ def port_desc_request(xid: int) -> bytes:
     return HEADER.pack(OFP_VERSION, ofp.OFPT_MULTIPART_REQUEST, 8 + len(body), xid) + body
 
 
+def table_stats_request(xid: int) -> bytes:
+    """OFPMP_TABLE: each table's active flow count, in one small reply (the audit's probe)."""
+    body = struct.pack("!HH4x", ofp.OFPMP_TABLE, 0)
+    return HEADER.pack(OFP_VERSION, ofp.OFPT_MULTIPART_REQUEST, 8 + len(body), xid) + body
+
+
+# ofp_flow_removed up to and including its match header: cookie, priority, reason, table,
+# (durations, timeouts, counters), match type, match length (52 bytes with the header)
+_FLOW_REMOVED_HEAD = struct.Struct("!8xQHBB28xHH")
+
+
+class RemovedFlow(NamedTuple):
+    """An OFPT_FLOW_REMOVED message: which flow went (its key and cookie) and why."""
+
+    key: Key
+    cookie: int
+    reason: int  # OFPRR_*
+
+
+def parse_flow_removed(message: bytes) -> RemovedFlow:
+    cookie, priority, reason, table, _, match_length = _FLOW_REMOVED_HEAD.unpack_from(message)
+    return RemovedFlow((table, priority, match_tlvs(message[52:48 + match_length])), cookie,
+                       reason)
+
+
 def parse_flow_stats(message: bytes) -> tuple[list[InstalledFlow], bool]:
     """Entries of one OFPMP_FLOW reply message, and whether more parts follow."""
     flows = [flow for _, flow in iter_flow_stats(message)]
@@ -149,8 +179,8 @@ def parse_flow_stats(message: bytes) -> tuple[list[InstalledFlow], bool]:
 
 
 # ofp_flow_stats up to and including its match header: length, table, duration_sec,
-# priority, cookie, match type, match length (52 bytes)
-_FLOW_STATS_HEAD = struct.Struct("!HBxI4xH6x4xQ16xHH")
+# priority, flags, cookie, match type, match length (52 bytes)
+_FLOW_STATS_HEAD = struct.Struct("!HBxI4xH4xH4xQ16xHH")
 
 
 def iter_flow_stats(message: bytes) -> list[tuple[Key, InstalledFlow]]:
@@ -159,7 +189,8 @@ def iter_flow_stats(message: bytes) -> list[tuple[Key, InstalledFlow]]:
     out = []
     unpack, size, offset = _FLOW_STATS_HEAD.unpack_from, len(message), 16
     while offset < size:
-        length, table, duration, priority, cookie, _, match_length = unpack(message, offset)
+        length, table, duration, priority, flags, cookie, _, match_length = unpack(message,
+                                                                                   offset)
         match = message[offset + 52:offset + 48 + match_length]
         tlvs, position, end = [], 0, match_length - 4
         while position < end:
@@ -169,7 +200,7 @@ def iter_flow_stats(message: bytes) -> list[tuple[Key, InstalledFlow]]:
         tlvs.sort()
         flow = InstalledFlow(table, priority, cookie, match,
                              message[offset + ((match_length + 55) & ~7):offset + length],
-                             duration)
+                             duration, flags)
         out.append(((table, priority, tuple(tlvs)), flow))
         offset += length
     return out

@@ -298,6 +298,7 @@ class ClusterBuilder:
         ovs = self.ovs[host]
         ovs.vsctl("set-controller", "br0", self.plan.controller_target, "--", "set",
                   "controller", "br0", "connection-mode=out-of-band", "max_backoff=1000",
+                  "inactivity_probe=5000",
                   "--", "set", "bridge", "br0", "other-config:disable-in-band=true")
 
     # ------------------------------------------------------------------ readiness

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -40,6 +41,14 @@ class NodeSpec:
     pod_ports: dict[str, int]  # pod interface name -> ofport
     peers: dict[str, str]  # other nodes' IP -> their br-phy MAC
     topology: Topology = field(repr=False)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
 
 
 def _run_in(node: Node, argv: Sequence[str], input: str | None = None,
@@ -100,6 +109,19 @@ class OsdnNode(Switch):
         # Userspace tunnels drop the first packet to an unknown VTEP while they ARP for it.
         for ip, mac in spec.peers.items():
             self.ovs.appctl("tnl/neigh/set", "br-phy", ip, mac)
+
+    def crash_vswitchd(self) -> None:
+        """SIGKILL this node's ovs-vswitchd (the pid in its own pidfile) and start it again
+        with ovs-start, as a supervisor would: br0 comes back empty and connects anew."""
+        pid = int((self.ovs_dir / "ovs-vswitchd.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.005)
+        _run_in(self, [str(OVS_START), "--dir", str(self.ovs_dir)])
+
+    def restart_vswitchd_keeping_flows(self) -> None:
+        """`ovs-start --restart`: flow-restore-wait, br0's flows saved and loaded back."""
+        _run_in(self, [str(OVS_START), "--dir", str(self.ovs_dir), "--restart"])
 
     def _ovs_only(self, iface: str) -> None:
         """Keep this namespace's kernel off a userspace-datapath port (see build.py)."""

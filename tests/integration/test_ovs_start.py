@@ -151,6 +151,33 @@ def test_controller_programs_br0_of_an_instance_it_started(netns: Netns, ovs_dir
     assert elapsed < 10, f"ovs-start took {elapsed:.1f} s"
 
 
+def test_restart_keeps_br0_flows_with_flow_restore_wait(netns: Netns, ovs_dir: Path,
+                                                       tmp_path: Path) -> None:
+    """--restart: vswitchd restarted with flow-restore-wait, br0's flows saved and loaded
+    back before it talks to the controller; the controller record reconnects as fast as OVS
+    allows (max_backoff 1 s, inactivity probe 5 s)."""
+    hs = load_topology([SEED]).host_subnet(NODE2)
+    assert hs is not None
+    controller = NetnsController(netns, {"topology": SEED}, tmp_path / "ctl")
+    netns.run(str(OVS_START), "--dir", str(ovs_dir), "--br0",
+              "--datapath-id", f"{hs.datapath_id:x}",
+              "--controller", f"tcp:127.0.0.1:{controller.port}")
+    ovs = OvsCommands(ovs_dir)
+    assert ovs.vsctl("get", "controller", "br0", "max_backoff", "inactivity_probe").split() \
+        == ["1000", "5000"]
+    with controller:
+        controller.wait_for_log("in sync", timeout=60)
+        before = ovs.dump_flows("br0")
+        old = pids(ovs_dir)["ovs-vswitchd"]
+        restarted = netns.run(str(OVS_START), "--dir", str(ovs_dir), "--restart")
+        assert f"keeping {len(before)} br0 flows" in restarted.stderr, restarted.stderr
+        assert pids(ovs_dir)["ovs-vswitchd"] != old and not pid_alive(old)
+        assert "flow-restore-wait" not in ovs.vsctl("get", "open_vswitch", ".", "other_config")
+        wait_until(lambda: sorted(ovs.dump_flows("br0")) == sorted(before), 10,
+                   describe=controller.log_tail)
+        controller.wait_for_log("in sync", count=2, timeout=30)
+
+
 def test_health_stop_and_restart_keep_br0_and_pod_ports(netns: Netns, ovs_dir: Path) -> None:
     def health(*extra: str) -> subprocess.CompletedProcess[str]:
         return netns.run(str(OVS_START), "--dir", str(ovs_dir), "--health", *extra,

@@ -30,12 +30,14 @@ def bridge(private_ovs: PrivateOvs):
 @pytest.mark.parametrize("cluster, plugin", CASES, ids=lambda v: getattr(v, "name", v))
 def test_ovs_reports_exactly_the_bytes_we_encode(private_ovs: PrivateOvs, bridge: str,
                                                  cluster: str, plugin: Plugin) -> None:
-    """Every golden flow, loaded with ovs-ofctl, reads back with our key and content."""
+    """Every golden flow, loaded with ovs-ofctl with the flag the controller sets
+    (`send_flow_rem`), reads back with our key and content."""
     topology = load_topology([CLUSTERS[cluster]], plugin=plugin)
     for hs in topology.host_subnets:
         flows = compile_node(topology, hs.host, SETTINGS).flows
         private_ovs.ofctl(bridge, "del-flows")
-        private_ovs.load_flows(bridge, "".join(f.to_ofctl() + "\n" for f in flows))
+        private_ovs.load_flows(bridge, "".join(f"send_flow_rem,{f.to_ofctl()}\n"
+                                               for f in flows))
         with OfClient(private_ovs.mgmt_target(bridge)) as client:
             plan = diff(flows, client.dump_flows())
         assert not plan, (hs.host, [f.to_ofctl() for f in plan.adds + plan.modifies][:5])

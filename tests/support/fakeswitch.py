@@ -7,7 +7,11 @@ its flow table in one go) or discarded, and answers at once by calling the agent
 methods the way `controller.app` does: port-desc and barrier replies, flow-stats replies as
 the raw multipart messages OVS sends (match fields in another order than ours, several parts),
 and OpenFlow errors for the flows it was told to refuse (`refuse`).  The test moves ports
-(`set_port`, `delete_port`: port-status events) and connects and disconnects it.
+(`set_port`, `delete_port`: port-status events) and connects and disconnects it.  As OVS
+does, it reports the removal of every flow that asked for it (OFPFF_SEND_FLOW_REM) to the
+agent, whoever removed it: its own bundles or the test behind its back (`delete_behind`;
+`add_behind` adds silently, as `ovs-ofctl add-flow` would), and answers table-stats
+requests with each table's flow count.
 
 `Tasks` stands in for green threads (`spawn` queues, `run` runs the queue empty), and
 `fake_runtime` makes the agent's `Runtime` from it: everything runs in the test's thread.
@@ -122,7 +126,18 @@ def read_flow_mod(message: bytes) -> tuple[int, InstalledFlow]:
     match_length = MATCH_HEADER.unpack_from(message, 48)[1]
     instructions = message[48 + (match_length + 7) // 8 * 8:]
     return mod.command, InstalledFlow(mod.table_id, mod.priority, mod.cookie,
-                                      message[52:48 + match_length], instructions, 0)
+                                      message[52:48 + match_length], instructions, 0, mod.flags)
+
+
+def flow_removed_message(flow: InstalledFlow, reason: int = ofp.OFPRR_DELETE) -> bytes:
+    """OFPT_FLOW_REMOVED for `flow`, its match TLVs in another order than ours (as OVS)."""
+    body = b"".join(reversed(match_tlvs(flow.match)))
+    match = MATCH_HEADER.pack(ofp.OFPMT_OXM, 4 + len(body)) + body
+    match += b"\0" * (-len(match) % 8)
+    fixed = struct.pack("!QHBBIIHHQQ", flow.cookie, flow.priority, reason, flow.table,
+                        flow.duration_sec, 0, 0, 0, 0, 0)
+    return HEADER.pack(OFP_VERSION, ofp.OFPT_FLOW_REMOVED, HEADER.size + len(fixed) + len(match),
+                       0) + fixed + match
 
 
 def flow_stats_entry(flow: InstalledFlow) -> bytes:
@@ -131,8 +146,8 @@ def flow_stats_entry(flow: InstalledFlow) -> bytes:
     match = MATCH_HEADER.pack(ofp.OFPMT_OXM, 4 + len(body)) + body
     match += b"\0" * (-len(match) % 8)
     return FLOW_STATS_FIXED.pack(FLOW_STATS_FIXED.size + len(match) + len(flow.instructions),
-                                 flow.table, flow.duration_sec, 0, flow.priority, 0, 0, 0,
-                                 flow.cookie, 0, 0) + match + flow.instructions
+                                 flow.table, flow.duration_sec, 0, flow.priority, 0, 0,
+                                 flow.flags, flow.cookie, 0, 0) + match + flow.instructions
 
 
 class FakeSwitch:
@@ -147,6 +162,7 @@ class FakeSwitch:
         self.flows: dict[Key, InstalledFlow] = {}
         self.received: Counter[str] = Counter()
         self.commits = 0  # bundles applied
+        self.removals_reported = 0  # OFPT_FLOW_REMOVED messages sent
         self.stats_part = stats_part  # flows per flow-stats reply message
         self.agent: NodeAgent | None = None  # connected to
         self._bundles: dict[int, list[tuple[int, int, InstalledFlow]]] = {}
@@ -171,6 +187,24 @@ class FakeSwitch:
         """Put flows in the table directly (as ovs-ofctl would)."""
         for encoded in flows:
             self.flows[encoded.key] = InstalledFlow.from_encoded(encoded)
+
+    def delete_behind(self, keep: Callable[[InstalledFlow], bool] = lambda flow: False) -> int:
+        """Delete every flow not kept, as another connection would (`ovs-ofctl del-flows`):
+        each removal is reported as OVS reports it.  How many were deleted."""
+        gone = [key for key, flow in self.flows.items() if not keep(flow)]
+        for key in gone:
+            self._remove(key)
+        return len(gone)
+
+    def add_behind(self, flows: Iterable[Encoded]) -> None:
+        """Add flows as another connection would: nobody is told."""
+        self.load(flows)
+
+    def _remove(self, key: Key) -> None:
+        flow = self.flows.pop(key)
+        self.removals_reported += bool(flow.flags & ofp.OFPFF_SEND_FLOW_REM)
+        if flow.flags & ofp.OFPFF_SEND_FLOW_REM and self.agent is not None:
+            self.agent.flow_removed(self, flow_removed_message(flow))
 
     def set_port(self, name: str, ofport: int, mac: str = "") -> None:
         """A port is added (or changed): port-status event."""
@@ -235,15 +269,22 @@ class FakeSwitch:
             self._agent().port_desc_reply(self, xid, ports, more=False)
         elif kind == ofp.OFPMP_FLOW:
             self.received["flow-stats"] += 1
-            for part, more in self.flow_stats_replies(xid):
+            table = message[HEADER.size + MULTIPART_HEAD.size]
+            for part, more in self.flow_stats_replies(xid, table):
                 self._agent().flow_stats_reply(self, xid, part, more=more)
+        elif kind == ofp.OFPMP_TABLE:
+            self.received["table-stats"] += 1
+            counts = Counter(flow.table for flow in self.flows.values())
+            self._agent().table_stats_reply(self, xid, [(t, counts[t]) for t in range(254)],
+                                            more=False)
         else:
             raise AssertionError(f"unexpected multipart request {kind}")
 
-    def flow_stats_replies(self, xid: int) -> list[tuple[bytes, bool]]:
-        """The table as OFPMP_FLOW reply messages of `stats_part` flows, and whether more
-        follow each."""
-        flows = list(self.flows.values())
+    def flow_stats_replies(self, xid: int, table: int = ofp.OFPTT_ALL) -> list[tuple[bytes, bool]]:
+        """The flows of `table` (default: all) as OFPMP_FLOW reply messages of `stats_part`
+        flows, and whether more follow each."""
+        flows = [flow for flow in self.flows.values()
+                 if table == ofp.OFPTT_ALL or flow.table == table]
         chunks = [flows[i:i + self.stats_part] for i in range(0, len(flows), self.stats_part)]
         replies = []
         for number, chunk in enumerate(chunks or [[]]):
@@ -304,7 +345,7 @@ class FakeSwitch:
             if command == ofp.OFPFC_ADD:
                 self.flows[key] = flow
             elif key in self.flows and self.flows[key].cookie == flow.cookie:
-                del self.flows[key]  # DELETE_STRICT with the cookie, all its bits
+                self._remove(key)  # DELETE_STRICT with the cookie, all its bits
         self.commits += 1
 
     def _refused(self, flow: InstalledFlow) -> bool:

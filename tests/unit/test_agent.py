@@ -88,8 +88,9 @@ class Controller:
         self.registry = CollectorRegistry()
         self.tasks = Tasks()
         self.agent = NodeAgent(
-            ControllerSettings((str(topology),), dns="off", watch=False, watch_settle=0,
-                               **settings),
+            ControllerSettings((str(topology),), dns="off",
+                               **{"watch": False, "watch_settle": 0, "audit_interval": 0,
+                                  **settings}),
             Metrics(self.registry), fake_runtime(self.tasks))
         self.agent.start()
 

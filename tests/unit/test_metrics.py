@@ -133,6 +133,7 @@ def test_markdown_table_of_all_metrics(registry: CollectorRegistry) -> None:
     assert metrics_markdown(registry) == """\
 | name | type | help | labels |
 |---|---|---|---|
+| `osdn_bridge_repairs_total` | counter | Repairs of a bridge changed behind the controller's back (flows deleted, added or changed by another connection), by how it was noticed (trigger: flow_removed, audit, update_check). | node, trigger |
 | `osdn_bundle_duration_seconds` | histogram | Time from a bundle's open to its commit reply (or discard). | node |
 | `osdn_connected_bridges` | gauge | OpenFlow bridges connected to the controller. |  |
 | `osdn_flow_mods_total` | counter | Flow-mods sent to bridges (op: add, modify, delete). | node, op |

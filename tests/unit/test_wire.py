@@ -13,6 +13,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.compiler import compile_node
+from controller.openflow.encoding import FLOW_MOD_FLAGS
 from controller.openflow.session import BridgeSession, use_raw_flow_stats
 from controller.openflow.wire import (
     HEADER,
@@ -22,8 +23,10 @@ from controller.openflow.wire import (
     encode,
     iter_flow_stats,
     match_tlvs,
+    parse_flow_removed,
     parse_flow_stats,
     port_desc_request,
+    table_stats_request,
 )
 from controller.reconcile import diff, diff_encoded
 from tests.golden.update import CLUSTERS, SETTINGS
@@ -41,8 +44,10 @@ def node_flows(plugin: Plugin = Plugin.NETWORKPOLICY) -> list:
                                                                     SETTINGS).flows]
 
 
-def stats_reply(flows: list, xid: int = 9, more: bool = False, shuffle: bool = True) -> bytes:
-    """An OFPMP_FLOW reply as OVS sends it: match TLVs in another order than ours."""
+def stats_reply(flows: list, xid: int = 9, more: bool = False, shuffle: bool = True,
+                flags: int = FLOW_MOD_FLAGS) -> bytes:
+    """An OFPMP_FLOW reply as OVS sends it: match TLVs in another order than ours, the flags
+    the flows were added with."""
     rng = random.Random(4)
     body = b""
     for number, flow in enumerate(flows):
@@ -56,7 +61,7 @@ def stats_reply(flows: list, xid: int = 9, more: bool = False, shuffle: bool = T
         match = struct.pack("!HH", 1, length) + match + b"\0" * (-length % 8)
         entry = match + encoded.instructions
         body += ENTRY.pack(ENTRY.size + len(entry), int(flow.table), number, 5, flow.priority,
-                           0, 0, 0, flow.cookie, 3, 300) + entry
+                           0, 0, flags, flow.cookie, 3, 300) + entry
     head = struct.pack("!HH4x", ofp.OFPMP_FLOW, 1 if more else 0)
     return HEADER.pack(ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, 8 + len(head) + len(body),
                        xid) + head + body
@@ -84,8 +89,9 @@ def test_flow_stats_are_read_with_our_keys_and_match_os_ken() -> None:
     # os-ken's own parser reads the same entries
     message = ofproto_parser.msg(FakeDatapath(), ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY,
                                  len(reply), 9, bytearray(reply))
-    assert [(s.table_id, s.priority, s.cookie, s.duration_sec) for s in message.body] == \
-        [(i.table, i.priority, i.cookie, i.duration_sec) for _, i in entries]
+    assert [(s.table_id, s.priority, s.cookie, s.duration_sec, s.flags)
+            for s in message.body] == \
+        [(i.table, i.priority, i.cookie, i.duration_sec, i.flags) for _, i in entries]
     assert [s.match.to_jsondict() for s in message.body] == \
         [parser.OFPMatch.parser(bytes(struct.pack("!HH", 1, 4 + len(i.match)) + i.match
                                       + b"\0" * (-(4 + len(i.match)) % 8)), 0).to_jsondict()
@@ -97,6 +103,48 @@ def test_an_unchanged_bridge_diffs_to_nothing_whatever_the_tlv_order() -> None:
     installed = dict(iter_flow_stats(stats_reply(flows)))
     assert not diff(flows, installed.values())
     assert not diff_encoded({encode(f).key: encode(f) for f in flows}, installed)
+
+
+def test_every_flow_asks_for_its_removal_to_be_reported() -> None:
+    """OFPFF_SEND_FLOW_REM on every flow-mod (controller.tamper relies on it), read back as
+    the installed flow's flags; a flow without it (added by hand, or by an older controller)
+    is re-added, so that its removal is reported too."""
+    flows = node_flows()[:50]
+    assert FLOW_MOD_FLAGS == ofp.OFPFF_SEND_FLOW_REM
+    for flow in flows:
+        mod = parser.OFPFlowMod.parser(FakeDatapath(), ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, 0, 0,
+                                       encode(flow).flow_mod)
+        assert mod.flags == ofp.OFPFF_SEND_FLOW_REM
+        assert InstalledFlow.from_encoded(encode(flow)).flags == ofp.OFPFF_SEND_FLOW_REM
+    unflagged = dict(iter_flow_stats(stats_reply(flows, flags=0)))
+    plan = diff_encoded({encode(f).key: encode(f) for f in flows}, unflagged)
+    assert len(plan.modifies) == len(flows) and not (plan.adds or plan.deletes or plan.foreign)
+
+
+def test_flow_removed_is_read_with_our_key_and_matches_os_ken() -> None:
+    flow = next(f for f in node_flows() if len(f.match.to_ofctl()) > 30)
+    encoded = encode(flow)
+    tlvs = list(reversed(match_tlvs(encoded.flow_mod[52:48 + struct.unpack_from(
+        "!H", encoded.flow_mod, 50)[0]])))  # OVS's order is not ours
+    match = struct.pack("!HH", ofp.OFPMT_OXM, 4 + sum(map(len, tlvs))) + b"".join(tlvs)
+    match += b"\0" * (-len(match) % 8)
+    body = struct.pack("!QHBBIIHHQQ", flow.cookie, flow.priority, ofp.OFPRR_DELETE,
+                       int(flow.table), 3, 0, 0, 0, 7, 700) + match
+    message = HEADER.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_REMOVED, 8 + len(body), 0) + body
+    removed = parse_flow_removed(message)
+    assert (removed.key, removed.cookie, removed.reason) == \
+        (encoded.key, flow.cookie, ofp.OFPRR_DELETE)
+    osken = ofproto_parser.msg(FakeDatapath(), ofp.OFP_VERSION, ofp.OFPT_FLOW_REMOVED,
+                               len(message), 0, bytearray(message))
+    assert (osken.table_id, osken.priority, osken.cookie, osken.reason) == \
+        (removed.key[0], removed.key[1], removed.cookie, removed.reason)
+
+
+def test_table_stats_request_is_what_os_ken_packs() -> None:
+    request = parser.OFPTableStatsRequest(FakeDatapath(), 0)
+    request.xid = 0x40000007
+    request.serialize()
+    assert table_stats_request(0x40000007) == bytes(request.buf)
 
 
 def test_os_ken_hands_flow_stats_over_unparsed() -> None:
