@@ -65,7 +65,8 @@ class Node:
 
     def __init__(self, cluster: Path, answers: Answers, clock: Clock) -> None:
         self.cluster, self.answers, self.tasks = cluster, answers, Tasks()
-        self.agent = NodeAgent(ControllerSettings((str(cluster),), watch=False),
+        self.agent = NodeAgent(ControllerSettings((str(cluster),), watch=False,
+                                                  watch_settle=0, audit_interval=0),
                                Metrics(CollectorRegistry()), fake_runtime(self.tasks, clock),
                                dns_query=answers)
         self.agent.start()
