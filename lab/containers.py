@@ -39,7 +39,6 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -120,6 +119,31 @@ def containers_conf() -> str:
             'runtime = "runc"\n')
 
 
+GRAPHROOT = Path("/var/lib/containers/storage")  # podman's default, as root
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the file system holding `path` (or its nearest existing parent)."""
+    while not path.exists():
+        path = path.parent
+    return run(["stat", "-f", "-c", "%T", str(path)]).stdout.strip()
+
+
+def storage_conf() -> str | None:
+    """Storage settings when podman's own do not work here, else None.  Nested in a
+    container whose root is an overlayfs, podman's kernel overlay driver refuses to stack
+    ("'overlay' is not supported over overlayfs, a mount_program is required"):
+    fuse-overlayfs does it (the same storage, in user space)."""
+    if filesystem_type(GRAPHROOT) != "overlayfs":
+        return None
+    return ("[storage]\n"
+            'driver = "overlay"\n'
+            f'graphroot = "{GRAPHROOT}"\n'
+            'runroot = "/run/containers/storage"\n'
+            "[storage.options.overlay]\n"
+            'mount_program = "/usr/bin/fuse-overlayfs"\n')
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str) -> None:
         super().__init__("localhost", timeout=5)
@@ -157,6 +181,11 @@ class Podman:
                     if not k.startswith(("OSDN_", "OVS_", "COMPOSE_", "DOCKER_"))}
         self.env.update(CONTAINERS_CONF=str(conf), DOCKER_HOST=f"unix://{self.socket}",
                         OSDN_TAG=IMAGE_TAG)
+        storage = storage_conf()
+        if storage is not None:
+            log("podman's storage is on an overlayfs (nested): overlay through fuse-overlayfs")
+            (self.workdir / "storage.conf").write_text(storage)
+            self.env["CONTAINERS_STORAGE_CONF"] = str(self.workdir / "storage.conf")
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 600,
                  quiet: bool = False) -> subprocess.CompletedProcess[str]:
@@ -386,17 +415,22 @@ def check_render_equal(stack: Stack, expected: list[str], ports: dict[str, int],
 
 def check_health(stack: Stack, timeout: float = 60) -> None:
     for service in ("ovs", "controller"):
-        container = stack.container(service)
-        last: list[str] = []
-
-        def healthy() -> bool:
-            proc = stack.podman("healthcheck", "run", container, check=False, quiet=True)
-            last[:] = [f"exit {proc.returncode}: {proc.stdout.strip()} {proc.stderr.strip()}"]
-            return proc.returncode == 0
-
-        took = wait_until(healthy, timeout, lambda: f"{service}'s health check fails: {last}",
-                          interval=1.0)
+        took = wait_healthy(stack, service, timeout)
         log(f"2. {service}: healthy (podman healthcheck run) after {took:.1f} s")
+
+
+def wait_healthy(stack: Stack, service: str, timeout: float) -> float:
+    """Runs the container's own health check (podman runs none by itself without systemd)."""
+    container = stack.container(service)
+    last: list[str] = []
+
+    def healthy() -> bool:
+        proc = stack.podman("healthcheck", "run", container, check=False, quiet=True)
+        last[:] = [f"exit {proc.returncode}: {proc.stdout.strip()} {proc.stderr.strip()}"]
+        return proc.returncode == 0
+
+    return wait_until(healthy, timeout, lambda: f"{service}'s health check fails: {last}",
+                      interval=1.0)
 
 
 def metrics(stack: Stack) -> dict[str, float]:

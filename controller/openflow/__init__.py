@@ -1,1 +1,1 @@
-"""OpenFlow encoding, wire and session (a package, so that a non-editable install ships it)."""
+"""OpenFlow encoding, wire and session (a package: a wheel ships it)."""

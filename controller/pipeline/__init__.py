@@ -1,1 +1,1 @@
-"""Tables, registers, cookies and flows of the 3.11 pipeline (a package, so that a non-editable install ships it)."""
+"""Tables, registers, cookies and flows of the 3.11 pipeline (a package: a wheel ships it)."""
