@@ -6,8 +6,9 @@ volumes and networks carry its label), images tagged ``:test-containers`` (kept,
 run reuses their layers), the base image ``debian:12-slim`` only when none is there, and a
 temporary directory holding the run's podman configuration and the Docker API socket of a
 ``podman system service`` it starts and stops.  Nothing else of the machine's podman is
-touched, and the machine's /etc/containers is read by nobody: podman gets the run's own
-containers.conf through CONTAINERS_CONF.
+touched, and the machine's /etc/containers/containers.conf is neither read nor changed: podman
+gets the run's own through CONTAINERS_CONF (and, nested, a storage.conf through
+CONTAINERS_STORAGE_CONF).
 
 Checks (the numbers of issue 12), each failing loudly with what it saw:
   1. br0 in the ovs container holds exactly `osdn render` of its node (loaded into an empty
