@@ -249,7 +249,7 @@ def build_images(podman: Podman) -> None:
     secret = ["--secret", f"id=host-ca,src={HOST_CA}"] if HOST_CA.exists() else []
     for name in IMAGES:
         started = time.monotonic()
-        podman("build", "--pull=never", "--format", "docker", "-q", *secret,
+        podman("build", "--pull=never", "--format", "docker", *secret,
                "-f", f"docker/{name}/Dockerfile", "-t", f"localhost/osdn/{name}:{IMAGE_TAG}",
                ".", timeout=1200)
         log(f"image osdn/{name}:{IMAGE_TAG} built in {time.monotonic() - started:.0f} s")
