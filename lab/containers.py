@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import ipaddress
 import json
 import os
 import resource
@@ -105,8 +106,38 @@ def wait_until(condition: Callable[[], bool], timeout: float, describe: Callable
 ULIMITS = {"nofile": (resource.RLIMIT_NOFILE, 20000), "nproc": (resource.RLIMIT_NPROC, 32768)}
 
 
+PODMAN_SUBNET = ipaddress.ip_network("10.88.0.0/16")  # podman's default bridge network
+SPARE_SUBNETS = [ipaddress.ip_network(f"10.{n}.0.0/24") for n in range(89, 100)]
+
+
+def routed_elsewhere() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks this machine routes through devices other than podman's bridges."""
+    routes = run(["ip", "-4", "-o", "route", "show"]).stdout.splitlines()
+    networks = []
+    for route in routes:
+        words = route.split()
+        device = words[words.index("dev") + 1] if "dev" in words else ""
+        if words and words[0] != "default" and not device.startswith("podman"):
+            networks.append(ipaddress.ip_network(words[0], strict=False))
+    return networks
+
+
+def free_subnet() -> str | None:
+    """A subnet for podman's bridge when its default is taken, else None.  Nested in a
+    podman container, that container's own network is podman's default 10.88.0.0/16: a
+    bridge of the same subnet inside it cuts the containers off (DNS fails in the builds)."""
+    taken = routed_elsewhere()
+    if not any(PODMAN_SUBNET.overlaps(net) for net in taken):
+        return None
+    for subnet in SPARE_SUBNETS:
+        if not any(subnet.overlaps(net) for net in taken):
+            return str(subnet)
+    raise CheckFailed(f"no free subnet for podman's bridge among {SPARE_SUBNETS}")
+
+
 def containers_conf() -> str:
-    """podman's settings for this run: runc (crun refuses a hybrid cgroup layout) and
+    """podman's settings for this run: runc (crun refuses a hybrid cgroup layout), a free
+    subnet for its bridge when the default one is taken (see free_subnet), and
     ulimits no higher than this process's own (a container may not raise them: no
     CAP_SYS_RESOURCE, as when nested in a container; podman's defaults ask for more)."""
     ulimits = []
@@ -114,10 +145,12 @@ def containers_conf() -> str:
         hard = resource.getrlimit(which)[1]
         value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         ulimits.append(f"{name}={value}:{value}")
+    subnet = free_subnet()
+    network = f'[network]\ndefault_subnet = "{subnet}"\n' if subnet else ""
     return ("[containers]\n"
             f"default_ulimits = {json.dumps(ulimits)}\n"
             "[engine]\n"
-            'runtime = "runc"\n')
+            'runtime = "runc"\n' + network)
 
 
 GRAPHROOT = Path("/var/lib/containers/storage")  # podman's default, as root
