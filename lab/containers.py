@@ -282,10 +282,17 @@ def build_images(podman: Podman) -> None:
     secret = ["--secret", f"id=host-ca,src={HOST_CA}"] if HOST_CA.exists() else []
     for name in IMAGES:
         started = time.monotonic()
+        tag = f"localhost/osdn/{name}:{IMAGE_TAG}"
+        previous = podman("image", "inspect", "-f", "{{.Id}}", tag, check=False,
+                          quiet=True).stdout.strip()
         podman("build", "--pull=never", "--format", "docker", *secret,
                "-f", f"docker/{name}/Dockerfile", "-t", f"localhost/osdn/{name}:{IMAGE_TAG}",
                ".", timeout=1200)
         log(f"image osdn/{name}:{IMAGE_TAG} built in {time.monotonic() - started:.0f} s")
+        current = podman("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
+        if previous and previous != current:
+            # our own previous build, now untagged: it would pile up run after run
+            podman("rmi", previous, check=False, quiet=True)
 
 
 # ------------------------------------------------------------------ the stack
