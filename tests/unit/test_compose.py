@@ -1,8 +1,10 @@
 """docker-compose.yml and the Dockerfiles, validated statically.
 
-These machines have no Docker engine, so the containers are never run here.  What is checked:
-the compose file parses and `docker-compose config` (Debian's docker-compose) accepts it, for
-a real node and for CI (docker/ci.env); the services, volumes and health checks are there;
+The stack is built, started and checked for real by scripts/test-containers (lab/containers.py);
+these are the fast checks of what it rests on: the compose file parses and
+`docker-compose config` (Debian's docker-compose) accepts it, for a real node and for CI
+(docker/ci.yml + docker/ci.env); the services, volumes and health checks are there, the
+health checks' arguments hold no space (podman 4.3's Docker API splits them on spaces);
 every COPY source exists and every mounted file is in the repository; the ovs image's entry
 point and health check are scripts/ovs-start, the script the OVS tests run; every OVS_START_*
 setting the compose file or a Dockerfile passes is one that scripts/ovs-start reads; the
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import setuptools
 import yaml
 
 from controller.config import OPTIONS
@@ -32,7 +35,9 @@ COMPOSE = REPO / "docker-compose.yml"
 OVS_DOCKERFILE = REPO / "docker" / "ovs" / "Dockerfile"
 CONTROLLER_DOCKERFILE = REPO / "docker" / "controller" / "Dockerfile"
 OVS_START = REPO / "scripts" / "ovs-start"
+PROMETHEUS_DOCKERFILE = REPO / "docker" / "prometheus" / "Dockerfile"
 CI_ENV = REPO / "docker" / "ci.env"
+CI_COMPOSE = REPO / "docker" / "ci.yml"
 
 
 def compose() -> dict[str, Any]:
@@ -104,6 +109,22 @@ def test_compose_services_volumes_and_healthchecks() -> None:
     assert "/etc/osdn/cluster" in mounts and "/etc/osdn/osdn.conf" in mounts
 
 
+def test_compose_fixes_found_when_it_ran() -> None:
+    """What running the stack for real showed (issue 12): start order, a stop that does not
+    wait for the kill, health checks podman's Docker API does not cut, Prometheus without a
+    registry."""
+    services = compose()["services"]
+    assert services["controller"]["depends_on"] == ["ovs"]
+    assert services["prometheus"]["depends_on"] == ["controller"]
+    assert services["controller"]["init"] is True, "osken-manager as PID 1 ignores SIGTERM"
+    for name in ("ovs", "controller"):
+        test = services[name]["healthcheck"]["test"]
+        assert test[0] == "CMD" and not any(" " in arg for arg in test), test
+    prometheus = services["prometheus"]
+    assert prometheus["build"]["dockerfile"] == "docker/prometheus/Dockerfile"
+    assert prometheus["image"].startswith("osdn/"), "built here, never pulled"
+
+
 def test_compose_mounts_exist_in_the_repository() -> None:
     for name, service in compose()["services"].items():
         for spec in service.get("volumes", []):
@@ -126,18 +147,21 @@ def test_docker_compose_config_accepts_it(env_file: Path | None) -> None:
     """Debian's docker-compose validates and resolves the file (no engine needed)."""
     argv = [tool("docker-compose"), "--project-directory", str(REPO), "-f", str(COMPOSE)]
     if env_file is not None:
-        argv += ["--env-file", str(env_file)]
+        argv += ["-f", str(CI_COMPOSE), "--env-file", str(env_file)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OSDN_", "OVS_"))}
     proc = subprocess.run([*argv, "--profile", "metrics", "config"], capture_output=True,
                           text=True, timeout=60, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     resolved = yaml.safe_load(proc.stdout)["services"]
-    assert set(resolved) == {"ovs", "controller", "prometheus"}
     if env_file is None:
+        assert set(resolved) == {"ovs", "controller", "prometheus"}
         assert resolved["ovs"]["network_mode"] == "host"
-    else:  # CI: the containers share the controller's own network namespace
-        assert resolved["ovs"]["network_mode"] == "service:controller"
-        assert resolved["controller"]["network_mode"] == "bridge"
+    else:  # CI: the three share the network namespace of `netns`, which nobody restarts
+        assert set(resolved) == {"netns", "ovs", "controller", "prometheus"}
+        assert resolved["netns"]["network_mode"] == "bridge"
+        for name in ("ovs", "controller", "prometheus"):
+            assert resolved[name]["network_mode"] == "service:netns", name
+            assert "netns" in resolved[name]["depends_on"], name
         assert resolved["controller"]["environment"]["OSDN_NODE"] == "node2.ocp.cn"
 
 
@@ -178,9 +202,16 @@ def test_ovs_image_runs_ovs_start_in_the_foreground() -> None:
     assert os.access(OVS_START, os.X_OK), "scripts/ovs-start must be executable"
 
 
+def test_images_build_from_the_one_debian_base() -> None:
+    """One base image, which a machine without a registry can make (debootstrap)."""
+    for dockerfile in (OVS_DOCKERFILE, CONTROLLER_DOCKERFILE, PROMETHEUS_DOCKERFILE):
+        assert dict(instructions(dockerfile))["FROM"] == "debian:12-slim", dockerfile
+    run = " ".join(args for word, args in instructions(PROMETHEUS_DOCKERFILE) if word == "RUN")
+    assert "install -y --no-install-recommends prometheus" in run
+
+
 def test_controller_image_runs_osken_manager_with_the_app() -> None:
     steps = dict(instructions(CONTROLLER_DOCKERFILE))
-    assert steps["FROM"].startswith("python:3.11")
     assert exec_form(steps["ENTRYPOINT"]) == ["osken-manager", "--config-file",
                                               "/etc/osdn/osdn.conf"]
     assert exec_form(steps["CMD"]) == ["controller.app"]
@@ -194,6 +225,10 @@ def test_controller_config_has_only_known_settings() -> None:
     keys = set(parser["osdn"]) - set(parser.defaults())  # configparser merges [DEFAULT] in
     assert keys <= known, f"unknown [osdn] keys: {keys - known}"
     assert parser["osdn"]["topology"] == "/etc/osdn/cluster"
+    # Loopback (see test_controller_listens_on_loopback_only); CI opens it on its own
+    # private bridge through OSDN_METRICS_ADDRESS in docker/ci.yml
+    ci = yaml.safe_load((REPO / "docker" / "ci.yml").read_text())
+    assert ci["services"]["controller"]["environment"]["OSDN_METRICS_ADDRESS"] == "0.0.0.0"
     port = parser["osdn"]["metrics_port"]
     prometheus = yaml.safe_load((REPO / "docker" / "prometheus" / "prometheus.yml").read_text())
     targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
@@ -202,7 +237,7 @@ def test_controller_config_has_only_known_settings() -> None:
 
 def test_controller_listens_on_loopback_only() -> None:
     """The OpenFlow port and the metrics stay inside the stack's network namespace, which
-    the ovs and prometheus containers share with the controller: both reach them on
+    the ovs and prometheus containers share with the controller (CI: the netns holder's): both reach them on
     127.0.0.1, and the OpenFlow target and scrape target say so."""
     parser = configparser.ConfigParser(inline_comment_prefixes=("#",))
     parser.read(REPO / "docker" / "controller" / "osdn.conf")
@@ -215,13 +250,15 @@ def test_controller_listens_on_loopback_only() -> None:
     assert "('127.0.0.1', 6653)" in health
     ci = dict(line.split("=", 1) for line in CI_ENV.read_text().splitlines()
               if line and not line.startswith("#"))
-    assert ci["OVS_NETWORK_MODE"] == ci["PROMETHEUS_NETWORK_MODE"] == "service:controller"
+    assert ci["OVS_NETWORK_MODE"] == ci["CONTROLLER_NETWORK_MODE"] \
+        == ci["PROMETHEUS_NETWORK_MODE"] == "service:netns"
     for name in ("ovs", "controller", "prometheus"):  # a real node: all on the host's
         assert services[name]["network_mode"].endswith(":-host}"), name
 
 
-@pytest.mark.parametrize("dockerfile", [OVS_DOCKERFILE, CONTROLLER_DOCKERFILE],
-                         ids=["ovs", "controller"])
+@pytest.mark.parametrize("dockerfile", [OVS_DOCKERFILE, CONTROLLER_DOCKERFILE,
+                                        PROMETHEUS_DOCKERFILE],
+                         ids=["ovs", "controller", "prometheus"])
 def test_hadolint(dockerfile: Path) -> None:
     proc = subprocess.run([tool("hadolint"), str(dockerfile)], capture_output=True,
                           text=True, timeout=60)
@@ -236,6 +273,19 @@ def test_controller_image_holds_the_product_only() -> None:
               instructions(CONTROLLER_DOCKERFILE) if word == "COPY"}
     packages = {source for source in copied if (REPO / source).is_dir()}
     assert packages == set(PRODUCT), f"the controller image copies {sorted(packages)}"
+
+
+def test_every_product_directory_is_a_package() -> None:
+    """A non-editable install (the controller image's `pip install .`) ships only what
+    setuptools finds: a directory without __init__.py would be left out of the wheel."""
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    include = config["options.packages.find"]["include"].split()
+    found = set(setuptools.find_packages(str(REPO), include=include))
+    for package in PRODUCT:
+        for directory in (REPO / package).rglob("*.py"):
+            dotted = ".".join(directory.parent.relative_to(REPO).parts)
+            assert dotted in found, f"{dotted} is not a package: a wheel leaves it out"
 
 
 def test_product_runs_without_the_lab(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""OpenFlow encoding, wire and session (a package: a wheel ships it)."""

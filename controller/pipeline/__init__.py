@@ -1,0 +1,1 @@
+"""Tables, registers, cookies and flows of the 3.11 pipeline (a package: a wheel ships it)."""
