@@ -237,8 +237,8 @@ def test_controller_config_has_only_known_settings() -> None:
 
 def test_controller_listens_on_loopback_only() -> None:
     """The OpenFlow port and the metrics stay inside the stack's network namespace, which
-    the ovs and prometheus containers share with the controller (CI: the netns holder's): both reach them on
-    127.0.0.1, and the OpenFlow target and scrape target say so."""
+    the ovs and prometheus containers share with the controller (in CI, the netns holder's):
+    both reach them on 127.0.0.1, and the OpenFlow target and scrape target say so."""
     parser = configparser.ConfigParser(inline_comment_prefixes=("#",))
     parser.read(REPO / "docker" / "controller" / "osdn.conf")
     assert parser["DEFAULT"]["ofp_listen_host"] == "127.0.0.1"
@@ -247,7 +247,7 @@ def test_controller_listens_on_loopback_only() -> None:
     assert services["ovs"]["environment"]["OVS_START_CONTROLLER"].endswith(
         ":-tcp:127.0.0.1:6653}")
     health = " ".join(services["controller"]["healthcheck"]["test"])
-    assert "('127.0.0.1', 6653)" in health
+    assert "('127.0.0.1',6653)" in health
     ci = dict(line.split("=", 1) for line in CI_ENV.read_text().splitlines()
               if line and not line.startswith("#"))
     assert ci["OVS_NETWORK_MODE"] == ci["CONTROLLER_NETWORK_MODE"] \
