@@ -2,7 +2,7 @@
 
 `nsenter --net` enters only the network namespace.  `ip netns exec` and `ip -n` also
 re-mount `/` and `/sys` in a private mount namespace, which fails where `/` is not a mount
-point (a chroot, as the fresh-machine check uses) — and nothing here needs that.
+point (a chroot, as some CI sandboxes use) — and nothing here needs that.
 """
 
 from __future__ import annotations
