@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.flowdump import normalize_flow_dump
-from lab.harness import assert_durations_kept, flow_diff, reference_flows
+from lab.harness import assert_durations_kept, flow_diff, reference_flows, scrape_metrics
 from lab.privateovs import PrivateOvs
 from topology.load import load_topology
 
@@ -477,15 +477,7 @@ def wait_healthy(stack: Stack, service: str, timeout: float) -> float:
 def metrics(stack: Stack) -> dict[str, float]:
     """The controller's exporter, fetched from outside the stack's namespace (so that its
     address, not only 127.0.0.1, is shown to answer): series text -> value."""
-    url = f"http://{stack.node_address()}:{METRICS_PORT}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, _, value = line.rpartition(" ")
-            values[series] = float(value)
-    return values
+    return scrape_metrics(f"http://{stack.node_address()}:{METRICS_PORT}/metrics")
 
 
 def metrics_or_empty(stack: Stack) -> dict[str, float]:

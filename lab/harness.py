@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -476,3 +477,22 @@ def copy_cluster(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pa
 
 def diff_text(a: str, b: str) -> str:
     return "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), lineterm=""))
+
+
+def scrape_metrics(url: str) -> dict[str, float]:
+    """A Prometheus exporter's samples as exposed: series text (`name{labels}`) -> value."""
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            samples[series] = float(value)
+    return samples
+
+
+def metric_total(samples: Mapping[str, float], name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`."""
+    return sum(value for series, value in samples.items()
+               if (series == name or series.startswith(name + "{"))
+               and all(f'{label}="{wanted}"' in series for label, wanted in labels.items()))

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import socket
 import struct
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,9 @@ from lab.harness import (
     attach_controller,
     copy_cluster,
     free_port,
+    metric_total,
     reference_flows,
+    scrape_metrics,
     wait_for_flows,
     wait_until,
     write_atomic,
@@ -77,12 +77,8 @@ class Node:
     metrics_port: int
 
     def metric(self, name: str, **labels: str) -> float:
-        body = urllib.request.urlopen(f"http://{LOCALHOST}:{self.metrics_port}/metrics",
-                                      timeout=5).read().decode()
-        wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        pattern = re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "")
-        match = re.search(rf"^{pattern} (\S+)$", body, re.MULTILINE)
-        return float(match.group(1)) if match else 0.0
+        samples = scrape_metrics(f"http://{LOCALHOST}:{self.metrics_port}/metrics")
+        return metric_total(samples, name, **labels)
 
     def expected(self, ports: dict[str, int] | None = None,
                  cluster: Path | None = None) -> list[str]:

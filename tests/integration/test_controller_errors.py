@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.request
 
 import pytest
 
@@ -30,6 +29,7 @@ from lab.harness import (
     free_port,
     normalized,
     reference_flows,
+    scrape_metrics,
     wait_for_flows,
     wait_until,
     write_atomic,
@@ -55,14 +55,9 @@ pytestmark = pytest.mark.ovs
 
 def metric_samples(port: int, name: str) -> dict[str, float]:
     """`name{labels}` -> value for every sample of metric family `name` (any suffix)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            samples[key] = float(value)
-    return samples
+    return {series: value
+            for series, value in scrape_metrics(f"http://127.0.0.1:{port}/metrics").items()
+            if series.startswith(name)}
 
 
 def switch_errors(port: int, node: str) -> dict[str, float]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import urllib.request
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,10 @@ from lab.harness import (
     copy_cluster,
     flow_diff,
     free_port,
+    metric_total,
     normalized,
     reference_flows,
+    scrape_metrics,
     wait_for_flows,
     wait_until,
     write_atomic,
@@ -46,15 +47,7 @@ BRIDGE = "br0"
 
 def metric(port: int, name: str, **labels: str) -> float:
     """The sum of the samples of `name` whose labels include `labels`."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        key, _, value = line.rpartition(" ")
-        if (key == name or key.startswith(name + "{")) and all(
-                f'{label}="{wanted}"' in key for label, wanted in labels.items()):
-            total += float(value)
-    return total
+    return metric_total(scrape_metrics(f"http://127.0.0.1:{port}/metrics"), name, **labels)
 
 
 def flow_mods(port: int) -> float:
