@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from controller.openflow.wire import Encoded, Key, encode, encode_flow
 from controller.pipeline.cookies import Owner, OwnerKind, is_ours
 from controller.pipeline.flow import Flow, Match, Output
 from controller.pipeline.tables import Table
+from lab.harness import copy_cluster
 from tests.support.fakeswitch import FakeSwitch, Tasks, fake_runtime
 from tests.support.seed_node import (
     NEW_POD,
@@ -73,12 +73,7 @@ def agent_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Path:
     """A copy of the seed cluster the test may edit."""
-    copy = tmp_path / "cluster"
-    copy.mkdir()
-    for path in SEED.glob("*.yaml"):
-        if path.name != "traces.yaml":
-            shutil.copy(path, copy / path.name)
-    return copy
+    return copy_cluster(SEED, tmp_path / "cluster")
 
 
 class Controller:

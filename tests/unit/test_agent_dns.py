@@ -5,7 +5,6 @@ in a bundle, when an answer changes; a failure keeps the last good answer."""
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -18,6 +17,7 @@ from controller.compiler import Settings, compile_node
 from controller.config import ControllerSettings
 from controller.metrics import Metrics
 from controller.openflow.wire import encode
+from lab.harness import copy_cluster
 from tests.support.fakeswitch import FakeSwitch, Tasks, fake_runtime
 from tests.support.seed_node import NODE2, NODE2_DPID, SEED
 from tests.unit.test_agent import PORTS, Table_, in_sync_lines, table
@@ -51,11 +51,7 @@ def agent_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Path:
-    copy = tmp_path / "cluster"
-    copy.mkdir()
-    for path in SEED.glob("*.yaml"):
-        if path.name != "traces.yaml":
-            shutil.copy(path, copy / path.name)
+    copy = copy_cluster(SEED, tmp_path / "cluster")
     (copy / "egress.yaml").write_text(POLICY.format(name="api.example"))
     return copy
 

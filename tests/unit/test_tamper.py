@@ -9,7 +9,6 @@ repair metric and log.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from controller.pipeline.flow import Flow, Match, Note
 from controller.pipeline.tables import Table
 from controller.reconcile import Plan
 from controller.tamper import count_differences, describe_repair
+from lab.harness import copy_cluster
 from tests.support.seed_node import NODE2, SEED
 from tests.unit.test_agent import (
     PORTS,
@@ -42,12 +42,7 @@ def agent_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Path:
-    copy = tmp_path / "cluster"
-    copy.mkdir()
-    for path in SEED.glob("*.yaml"):
-        if path.name != "traces.yaml":
-            shutil.copy(path, copy / path.name)
-    return copy
+    return copy_cluster(SEED, tmp_path / "cluster")
 
 
 def messages(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
