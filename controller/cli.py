@@ -1,4 +1,4 @@
-"""`osdn`: check a cluster definition and render a node's flows.
+"""`osdn`: check a cluster definition, render a node's flows, explain a packet's fate.
 
 Further command groups (the emulation lab's `osdn cluster` and `osdn demo`) plug in through
 the `osdn.commands` entry-point group: each entry point is a function that adds its
@@ -64,6 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="kube-proxy's iptables masquerade bit (default 0, as OpenShift 3.x)")
     render.add_argument("--dns", choices=("system", "off"), default="system",
                         help="resolve EgressNetworkPolicy dnsNames (default) or not")
+    explain = with_topology("explain", "why a packet from SRC to DST is delivered or dropped, "
+                            "table by table, across nodes")
+    explain.set_defaults(handler=cmd_explain)
+    explain.add_argument("src", metavar="SRC",
+                         help="NAMESPACE/POD, a node (HostSubnet host) or an IP")
+    explain.add_argument("dst", metavar="DST[:PORT][/PROTO]",
+                         help="NAMESPACE/POD, svc/NAMESPACE/NAME[:PORT], a node, "
+                              "external[:IP] or an IP; PROTO tcp (default), udp or icmp")
+    explain.add_argument("--json", action="store_true", help="the explanation as JSON")
+    explain.add_argument("--raw", action="store_true", help="also print ofproto/trace's text")
+    explain.add_argument("--bridge", metavar="BR",
+                         help="live: trace this bridge of the node's running vswitchd "
+                              "(needs --node); other nodes are traced offline")
+    explain.add_argument("--ovs-appctl-target", metavar="T",
+                         help="live: ovs-appctl -t T (pid file or control socket of the "
+                              "node's vswitchd; implies --bridge br0)")
+    explain.add_argument("--node", metavar="NAME",
+                         help="live: the HostSubnet host whose vswitchd is traced")
+    explain.add_argument("--masquerade-bit", type=masquerade_bit, default=0, metavar="N",
+                         help="kube-proxy's iptables masquerade bit (default 0)")
     for add_commands in extension_commands():
         add_commands(sub)
     return parser
@@ -103,6 +123,49 @@ def cmd_render(args: argparse.Namespace) -> int:
     for warning in flows.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(flows.to_ofctl())
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from controller.explain import (
+        AppctlTracer,
+        EndpointError,
+        LiveThenScratch,
+        ScratchTracer,
+        explain,
+    )
+    from controller.ovs.ovscommands import OvsError
+    topology = load(args.paths, args.plugin)
+    if topology is None:
+        return 1
+    live = args.bridge is not None or args.ovs_appctl_target is not None
+    if live and (args.node is None or topology.host_subnet(args.node) is None):
+        hosts = ", ".join(sorted(hs.host for hs in topology.host_subnets))
+        print(f"osdn explain: --bridge/--ovs-appctl-target need --node, the HostSubnet host "
+              f"whose vswitchd is traced (one of: {hosts}); got {args.node!r}", file=sys.stderr)
+        return 2
+    settings = Settings(args.masquerade_bit)
+    with ScratchTracer(topology, settings) as scratch:
+        tracer: Any = scratch
+        if live:
+            tracer = LiveThenScratch(AppctlTracer(args.node, args.bridge or "br0",
+                                                  args.ovs_appctl_target), scratch)
+        try:
+            result = explain(topology, args.src, args.dst, tracer, settings)
+        except EndpointError as error:
+            print(f"osdn explain: {error}", file=sys.stderr)
+            return 2
+        except OvsError as error:
+            print(f"osdn explain: {error}", file=sys.stderr)
+            return 1
+        if live and tracer.offline:
+            result.notes.append(f"live trace on {args.node} only; traced offline from the "
+                                f"topology: {', '.join(tracer.offline)}")
+    if args.json:
+        import json
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        sys.stdout.write(result.text(raw=args.raw))
     return 0
 
 
