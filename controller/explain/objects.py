@@ -90,6 +90,10 @@ class ObjectNames:
             return f"VNID {_hex(vnid)} (no NetNamespace)"
         return ("namespace " if len(names) == 1 else "namespaces ") + ", ".join(names)
 
+    def namespace_list(self, vnid: int) -> str:
+        """"red", "analytics, backend" (namespaces sharing a VNID), "VNID 0x7"."""
+        return ", ".join(self.by_vnid.get(vnid, [])) or f"VNID {_hex(vnid)}"
+
     def netnamespaces(self, vnid: int) -> str:
         """"NetNamespace kube-public (VNID 0x82f8b2)"."""
         names = self.by_vnid.get(vnid, [])

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 
-from controller.compiler import Settings
+from controller.compiler import Settings, compile_node
 from controller.compiler.egress_ip import egress_nodes, mark_for_vnid
 from controller.explain.endpoint import DEFAULT_PORT, Endpoint, EndpointError, parse_endpoint
 from controller.explain.objects import ObjectNames
@@ -207,7 +207,8 @@ class _Walk:
         last = steps[-1] if steps else None
         table = last.table if last else None
         reason = self.drop_reason(packet, result, last) if last else "no table matched"
-        where = f"table {meaning(table)}" if table is not None else "br0"
+        where = f"table {table} ({meaning(table).split(' ', 1)[1]})" if table is not None \
+            else "br0"
         return _Ending("dropped", f"dropped on {packet.node} at {where}: {reason}", reason,
                        packet.node, table)
 
@@ -248,8 +249,8 @@ class _Walk:
 
     def isolation(self, packet: Packet, result: TraceResult) -> str:
         src_vnid, dst_vnid = self.vnids(result)
-        src_names = self.names.namespaces(src_vnid or 0).removeprefix("namespace ")
-        dst_names = self.names.namespaces(dst_vnid or 0).removeprefix("namespace ")
+        src_names = self.names.namespace_list(src_vnid or 0)
+        dst_names = self.names.namespace_list(dst_vnid or 0)
         if self.plugin is Plugin.MULTITENANT:
             return (f"namespace {dst_names} (VNID {dst_vnid}) is isolated from {src_names} "
                     f"(VNID {src_vnid}) under ovs-multitenant")
@@ -257,11 +258,22 @@ class _Walk:
             dst_pod = next((p for p in self.topology.pods if p.ip == packet.nw_dst), None)
             selecting = self.selecting(dst_pod) if dst_pod else []
             names = ", ".join(p.key for p in selecting) or "none"
-            return (f"no NetworkPolicy in {dst_names} admits traffic from {src_names}"
-                    f"{' (' + str(packet.nw_src) + ')' if packet.nw_src else ''} to "
-                    f"{packet.proto}/{packet.dst_port or '-'}; policies that select the "
-                    f"destination: {names}")
+            reason = (f"no NetworkPolicy in {dst_names} admits traffic from {src_names}"
+                      f" ({packet.nw_src}) to {packet.proto}/{packet.dst_port or '-'}; "
+                      f"policies that select the destination: {names}")
+            unsupported = self.unsupported_policies(packet.node, dst_vnid or 0)
+            if unsupported:
+                reason += "; " + "; ".join(unsupported)
+            return reason
         return "table 80 drops it (ovs-subnet admits everything: unexpected)"
+
+    def unsupported_policies(self, host: str, vnid: int) -> list[str]:
+        """The compiler's warnings about policies of `vnid`'s namespaces 3.11 cannot express
+        (each makes its namespace deny-all)."""
+        spaces = self.names.by_vnid.get(vnid, [])
+        return [w.removeprefix("NetworkPolicy/") for w in
+                compile_node(self.topology, host, self.settings).warnings
+                if any(w.startswith(f"NetworkPolicy/{ns}/") for ns in spaces)]
 
     def selecting(self, pod: Pod) -> list[NetworkPolicy]:
         return [p for p in self.topology.network_policies if p.namespace == pod.namespace
