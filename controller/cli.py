@@ -67,11 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain = with_topology("explain", "why a packet from SRC to DST is delivered or dropped, "
                             "table by table, across nodes")
     explain.set_defaults(handler=cmd_explain)
-    explain.add_argument("src", metavar="SRC",
-                         help="NAMESPACE/POD, a node (HostSubnet host) or an IP")
-    explain.add_argument("dst", metavar="DST[:PORT][/PROTO]",
-                         help="NAMESPACE/POD, svc/NAMESPACE/NAME[:PORT], a node, "
-                              "external[:IP] or an IP; PROTO tcp (default), udp or icmp")
+    explain.usage = ("osdn explain [options] PATH... SRC DST[:PORT][/PROTO]\n"
+                     "       osdn explain [options] PATH... --node NAME --flow SPEC")
+    explain.epilog = ("SRC: NAMESPACE/POD, a node (HostSubnet host) or an IP.  DST: "
+                      "NAMESPACE/POD, svc/NAMESPACE/NAME[:PORT], a node, external[:IP] or an "
+                      "IP; PROTO tcp (default), udp or icmp.")
     explain.add_argument("--json", action="store_true", help="the explanation as JSON")
     explain.add_argument("--raw", action="store_true", help="also print ofproto/trace's text")
     explain.add_argument("--bridge", metavar="BR",
@@ -81,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="live: ovs-appctl -t T (pid file or control socket of the "
                               "node's vswitchd; implies --bridge br0)")
     explain.add_argument("--node", metavar="NAME",
-                         help="live: the HostSubnet host whose vswitchd is traced")
+                         help="live: the HostSubnet host whose vswitchd is traced; with "
+                              "--flow: the node whose br0 the flow enters")
+    explain.add_argument("--flow", metavar="SPEC",
+                         help="start from this ofproto/trace flow on --node's br0 (e.g. "
+                              "in_port=1,tcp,tun_src=10.9.0.99,nw_dst=10.64.1.4) instead of "
+                              "SRC DST")
     explain.add_argument("--masquerade-bit", type=masquerade_bit, default=0, metavar="N",
                          help="kube-proxy's iptables masquerade bit (default 0)")
     for add_commands in extension_commands():
@@ -133,9 +138,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
         LiveThenScratch,
         ScratchTracer,
         explain,
+        explain_flow,
     )
     from controller.ovs.ovscommands import OvsError
-    topology = load(args.paths, args.plugin)
+    paths, ends = (args.paths, []) if args.flow else (args.paths[:-2], args.paths[-2:])
+    if not paths or (args.flow and args.node is None):
+        print("osdn explain: give PATH... SRC DST, or PATH... --node NAME --flow SPEC",
+              file=sys.stderr)
+        return 2
+    topology = load(paths, args.plugin)
     if topology is None:
         return 1
     live = args.bridge is not None or args.ovs_appctl_target is not None
@@ -151,7 +162,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
             tracer = LiveThenScratch(AppctlTracer(args.node, args.bridge or "br0",
                                                   args.ovs_appctl_target), scratch)
         try:
-            result = explain(topology, args.src, args.dst, tracer, settings)
+            if args.flow:
+                result = explain_flow(topology, args.node, args.flow, tracer, settings)
+            else:
+                result = explain(topology, ends[0], ends[1], tracer, settings)
         except EndpointError as error:
             print(f"osdn explain: {error}", file=sys.stderr)
             return 2

@@ -18,9 +18,9 @@ from controller.explain.tracer import (
     bridge_name,
     build_node_bridge,
 )
-from controller.explain.walk import explain
+from controller.explain.walk import explain, explain_flow
 
 __all__ = ["VERDICTS", "AppctlTracer", "Delivered", "ElsewhereError", "Endpoint",
            "EndpointError", "Explanation", "Hop", "LiveThenScratch", "ObjectNames",
            "ScratchTracer", "Step", "Tracer", "bridge_name", "build_node_bridge", "explain",
-           "parse_endpoint"]
+           "explain_flow", "parse_endpoint"]

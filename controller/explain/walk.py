@@ -34,7 +34,7 @@ from controller.explain.objects import ObjectNames
 from controller.explain.result import Delivered, Explanation, Hop, Step
 from controller.explain.tracer import Tracer
 from controller.hostside.kubeproxy import endpoints, sep_chain, svc_chain
-from controller.ovs.trace import TraceResult, TraceStep
+from controller.ovs.trace import TraceResult, TraceStep, parse_flow_fields
 from controller.pipeline.cookies import Owner, OwnerKind
 from controller.pipeline.tables import Table, meaning
 from topology.model import (
@@ -126,9 +126,11 @@ class _Walk:
                     None)
 
     # -- br0 ---------------------------------------------------------------------------------
-    def br0(self, packet: Packet) -> Packet | _Ending:
-        result = self.tracer.trace(packet.node, packet.flow_spec())
-        hop = Hop(packet.node, "br0", packet.flow_spec(),
+    def br0(self, packet: Packet, spec: str | None = None) -> Packet | _Ending:
+        """One pass through `packet.node`'s br0 (traced as `spec` when given)."""
+        spec = spec or packet.flow_spec()
+        result = self.tracer.trace(packet.node, spec)
+        hop = Hop(packet.node, "br0", spec,
                   [self.step(packet.node, s, result) for s in result.steps], "",
                   bridge=result.bridge or "", raw=result.raw)
         if len(result.passes) > 1:
@@ -216,7 +218,7 @@ class _Walk:
         table = last.table
         owner = self.names.owner(last.cookie) if last.matched else None
         if table == Table.VXLAN_INGRESS:
-            return f"table 10: {packet.tun_src} is not a node (no tun_src flow for it)"
+            return self.not_a_node(packet)
         if table == Table.POD_INGRESS:
             return (f"the packet from port {packet.in_port} (nw_src {packet.nw_src}, dl_src "
                     f"{packet.dl_src}) is not that port's pod's address: anti-spoofing")
@@ -240,6 +242,17 @@ class _Walk:
             return f"table 0 takes nothing like this from port {packet.in_port}"
         what = last.rule if last.matched else "no flow matched"
         return f"{what} ({self.names.describe_cookie(last.cookie)})" if last.matched else what
+
+    def not_a_node(self, packet: Packet) -> str:
+        here = self.hs(packet.node)
+        if packet.tun_src == here.host_ip:
+            return (f"table 10: {packet.tun_src} is {packet.node}'s own address; a node "
+                    "accepts VXLAN only from the other nodes")
+        other = self.node_by_ip(packet.tun_src) if packet.tun_src else None
+        if other is not None:
+            return (f"table 10: {packet.tun_src} (HostSubnet {other.name}) is not a node "
+                    "3.11 accepts: its hostIP lies in the cluster or service network")
+        return f"table 10: {packet.tun_src} is not a node"
 
     def vnids(self, result: TraceResult) -> tuple[int | None, int | None]:
         def reg(name: str) -> int | None:
@@ -556,6 +569,49 @@ def _redirect(walk: _Walk, packet: Packet, endpoint: str) -> Packet:
                    dl_dst=mac_for_ip(IPv4Address(ip_text)))
 
 
+def _packet_of(host: str, spec: str) -> Packet:
+    """The packet an ofproto/trace flow describes, to carry it on to the next node."""
+    fields = parse_flow_fields(spec)
+
+    def ip(name: str) -> IPv4Address:
+        return IPv4Address(fields.get(name) or "0.0.0.0")
+    proto = next((p for p in ("tcp", "udp", "icmp") if p in fields), "ip")
+    port = fields.get(f"{proto}_dst")
+    tun_id = fields.get("tun_id")
+    return Packet(host, int(fields.get("in_port", "0"), 0), proto, ip("nw_src"), ip("nw_dst"),
+                  int(port) if port else None, fields.get("dl_src", "00:00:00:00:00:00"),
+                  fields.get("dl_dst", "00:00:00:00:00:00"),
+                  int(tun_id, 0) if tun_id else None,
+                  IPv4Address(fields["tun_src"]) if fields.get("tun_src") else None)
+
+
+def explain_flow(topology: Topology, host: str, flow_spec: str, tracer: Tracer,
+                 settings: Settings | None = None) -> Explanation:
+    """Follow a packet given as an ofproto/trace flow on `host`'s br0 (e.g. one arriving by
+    VXLAN from an address that is not a node) across the cluster, like `explain`."""
+    if topology.host_subnet(host) is None:
+        known = ", ".join(sorted(hs.host for hs in topology.host_subnets))
+        raise EndpointError(f"no HostSubnet with host {host!r} (known: {known})")
+    walk = _Walk(topology, tracer, settings if settings is not None else Settings())
+    packet = _packet_of(host, flow_spec)
+    step: Packet | _Ending = walk.br0(packet, flow_spec)
+    for _ in range(MAX_PASSES - 1):
+        if isinstance(step, _Ending):
+            break
+        step = walk.br0(step)
+    ending = step if isinstance(step, _Ending) else _Ending(
+        "dropped", f"gave up after {MAX_PASSES} passes (a loop?)", "loop", step.node, None)
+    src = {"kind": "flow", "text": flow_spec, "ip": str(packet.nw_src), "node": host,
+           "label": f"flow {flow_spec} on {host}", "pod": None, "service": None,
+           "port": None, "protocol": None}
+    dst = {"kind": "ip", "text": str(packet.nw_dst), "ip": str(packet.nw_dst),
+           "label": f"address {packet.nw_dst}", "pod": None, "service": None, "node": None,
+           "port": packet.dst_port, "protocol": packet.proto}
+    return Explanation(src, dst, walk.plugin.value, ending.verdict, ending.sentence,
+                       walk.hops, ending.reason, ending.drop_node, ending.drop_table,
+                       ending.delivered_to, walk.notes)
+
+
 def _branch(topology: Topology, src: Endpoint, dst: Endpoint, proto: str, tracer: Tracer,
             settings: Settings, endpoint: str) -> Explanation:
     walk = _Walk(topology, tracer, settings)
@@ -566,4 +622,4 @@ def _branch(topology: Topology, src: Endpoint, dst: Endpoint, proto: str, tracer
                        ending.drop_table, ending.delivered_to, walk.notes)
 
 
-__all__ = ["MAX_PASSES", "Packet", "explain"]
+__all__ = ["MAX_PASSES", "Packet", "explain", "explain_flow"]
