@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="resolve EgressNetworkPolicy dnsNames (default) or not")
     explain = with_topology("explain", "why a packet from SRC to DST is delivered or dropped, "
                             "table by table, across nodes")
-    explain.set_defaults(handler=cmd_explain)
+    explain.set_defaults(handler=cmd_explain, intermixed=True)
     explain.usage = ("osdn explain [options] PATH... SRC DST[:PORT][/PROTO]\n"
                      "       osdn explain [options] PATH... --node NAME --flow SPEC")
     explain.epilog = ("SRC: NAMESPACE/POD, a node (HostSubnet host) or an IP.  DST: "
@@ -184,7 +184,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "intermixed", False) and not any(
+            e.startswith("-") for e in extra):
+        # `osdn explain PATH --plugin P SRC DST`: argparse ends PATH... at the first option
+        args.paths += extra
+    elif extra:
+        parser.parse_args(argv)  # reports the unrecognized arguments and exits
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

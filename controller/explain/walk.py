@@ -106,7 +106,8 @@ class _Walk:
         self.cidrs = [e.cidr for e in topology.cluster_network.networks]
         self.hops: list[Hop] = []
         self.notes: list[str] = []
-        self.branches: list[Explanation] = []
+        self.backend: str | None = None  # the endpoint the DNAT picks (None: the first)
+        self.dnat_endpoints: list[str] = []  # set once a Service's DNAT was reached
 
     # -- helpers -----------------------------------------------------------------------------
     def in_cluster(self, ip: IPv4Address) -> bool:
@@ -265,8 +266,10 @@ class _Walk:
         src_names = self.names.namespace_list(src_vnid or 0)
         dst_names = self.names.namespace_list(dst_vnid or 0)
         if self.plugin is Plugin.MULTITENANT:
-            return (f"namespace {dst_names} (VNID {dst_vnid}) is isolated from {src_names} "
-                    f"(VNID {src_vnid}) under ovs-multitenant")
+            plural = "," in dst_names
+            return (f"namespace{'s' if plural else ''} {dst_names} (VNID {dst_vnid}) "
+                    f"{'are' if plural else 'is'} isolated from {src_names} (VNID {src_vnid}) "
+                    "under ovs-multitenant")
         if self.plugin is Plugin.NETWORKPOLICY:
             dst_pod = next((p for p in self.topology.pods if p.ip == packet.nw_dst), None)
             selecting = self.selecting(dst_pod) if dst_pod else []
@@ -399,8 +402,9 @@ class _Walk:
                            "(kube-proxy REJECTs)", f"Service {name} has no endpoints",
                            packet.node, None)
         chain = svc_chain(svc, port)
-        first = eps[0]
-        if len(eps) > 1:
+        self.dnat_endpoints = eps
+        first = self.backend if self.backend in eps else eps[0]
+        if len(eps) > 1 and self.backend is None:
             self.notes.append(f"Service {name} has {len(eps)} endpoints ({', '.join(eps)}); "
                               f"kube-proxy picks one at random; following {first}, the others "
                               "as branches")
@@ -516,15 +520,12 @@ def explain(topology: Topology, src: str | Endpoint, dst: str | Endpoint, tracer
         src_ep.to_json(), dst_ep.to_json(), walk.plugin.value, ending.verdict, ending.sentence,
         walk.hops, ending.reason, ending.drop_node, ending.drop_table, ending.delivered_to,
         walk.notes)
-    if dst_ep.service is not None and dst_ep.service_port is not None:
-        others = endpoints(topology, dst_ep.service, dst_ep.service_port)[1:]
-        explanation.branches = [_branch(topology, src_ep, dst_ep, proto, tracer, settings, e)
-                                for e in others]
+    explanation.branches = [_branch(topology, src_ep, dst_ep, proto, tracer, settings, e)
+                            for e in walk.dnat_endpoints[1:]]
     return explanation
 
 
-def _run(walk: _Walk, src: Endpoint, dst: Endpoint, proto: str,
-         backend: str | None = None) -> _Ending:
+def _run(walk: _Walk, src: Endpoint, dst: Endpoint, proto: str) -> _Ending:
     packet = _first_packet(walk, src, dst, proto)
     if src.pod is None and not walk.in_cluster(dst.ip) and dst.service is None:
         # the host's own traffic to a non-pod address never enters br0
@@ -541,32 +542,14 @@ def _run(walk: _Walk, src: Endpoint, dst: Endpoint, proto: str,
     step: Packet | _Ending = packet
     if src.pod is None and dst.service is not None:
         step = walk.host_side(replace(packet, nw_src=src.ip), 0)  # host's OUTPUT DNAT
-    forced = backend
     for _ in range(MAX_PASSES):
         if isinstance(step, _Ending):
             return step
-        if forced is not None and step.in_port == TUN0_OFPORT and walk.hops \
-                and walk.hops[-1].kind == "host" and walk.hops[-1].steps \
-                and walk.hops[-1].steps[-1].meaning.startswith("nat KUBE-SEP"):
-            step = _redirect(walk, step, forced)
-            forced = None
         step = walk.br0(step)  # a live tracer's ElsewhereError goes to the caller
     if isinstance(step, _Ending):
         return step
     return _Ending("dropped", f"gave up after {MAX_PASSES} passes (a loop?)", "loop",
                    step.node, None)
-
-
-def _redirect(walk: _Walk, packet: Packet, endpoint: str) -> Packet:
-    """The DNAT picked `endpoint` instead of the first one."""
-    ip_text, _, port_text = endpoint.rpartition(":")
-    hop = walk.hops[-1]
-    hop.steps[-1] = replace(hop.steps[-1], flow=f"-j DNAT --to-destination {endpoint}",
-                            object=walk.names.describe_cookie(
-                                _pod_cookie(walk.topology, IPv4Address(ip_text))))
-    hop.outcome = hop.outcome.replace(hop.outcome.split(";")[0], f"DNAT to {endpoint}")
-    return replace(packet, nw_dst=IPv4Address(ip_text), dst_port=int(port_text),
-                   dl_dst=mac_for_ip(IPv4Address(ip_text)))
 
 
 def _packet_of(host: str, spec: str) -> Packet:
@@ -615,8 +598,9 @@ def explain_flow(topology: Topology, host: str, flow_spec: str, tracer: Tracer,
 def _branch(topology: Topology, src: Endpoint, dst: Endpoint, proto: str, tracer: Tracer,
             settings: Settings, endpoint: str) -> Explanation:
     walk = _Walk(topology, tracer, settings)
+    walk.backend = endpoint
     walk.notes.append(f"the branch where kube-proxy picks {endpoint}")
-    ending = _run(walk, src, dst, proto, backend=endpoint)
+    ending = _run(walk, src, dst, proto)
     return Explanation(src.to_json(), dst.to_json(), walk.plugin.value, ending.verdict,
                        ending.sentence, walk.hops, ending.reason, ending.drop_node,
                        ending.drop_table, ending.delivered_to, walk.notes)
