@@ -53,6 +53,7 @@ from topology.model import (
 MAX_PASSES = 8  # br0 and host-side passes together; a loop would be a compiler bug
 _REG_LOAD = re.compile(r"(?:load|set_field):(0x[0-9a-f]+|\d+)->(?:NXM_NX_REG(\d+)\[\]|reg(\d+))")
 _REG_MOVE = re.compile(r"move:\S+->NXM_NX_REG(\d+)\[\]")
+_REG_NOW = re.compile(r"-> NXM_NX_REG\d+\[\] is now (\S+)")
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,13 @@ class _Walk:
                                                      int(m.group(1), 0)))
                 continue
             m = _REG_MOVE.search(action)
-            if m:  # the value moved in is in the pass's final flow (absent: 0)
+            if m:  # OVS notes the value moved in; else the pass's final flow has it
                 reg = f"reg{m.group(1)}"
-                registers.append(self.names.register(host, reg, int(final.get(reg, "0"), 0)))
+                noted = next((n.group(1) for n in map(_REG_NOW.fullmatch, s.notes)
+                              if n and n.group(0).startswith(f"-> NXM_NX_REG{m.group(1)}[]")),
+                             None)
+                value = noted or final.get(reg, "0")
+                registers.append(self.names.register(host, reg, int(value, 0)))
         return Step(s.table, meaning(s.table),
                     s.rule if s.matched else "No match (the table's miss: drop)",
                     list(s.actions), s.cookie if s.matched else None,
