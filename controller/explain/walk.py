@@ -245,6 +245,10 @@ class _Walk:
     def drop_reason(self, packet: Packet, result: TraceResult, last: TraceStep) -> str:
         table = last.table
         owner = self.names.owner(last.cookie) if last.matched else None
+        if any("skipping output to input port" in n for n in last.notes):
+            return (f"br0 would send it back out port {packet.in_port}, where it came from, "
+                    "which OpenFlow never does (a pod reaches itself over its own loopback, "
+                    "not through br0)")
         if table == Table.VXLAN_INGRESS:
             return self.not_a_node(packet)
         if table == Table.POD_INGRESS:
@@ -568,7 +572,9 @@ def _run(walk: _Walk, src: Endpoint, dst: Endpoint, proto: str) -> _Ending:
                        "(host network, no br0)")
     step: Packet | _Ending = packet
     if src.pod is None and dst.service is not None:
-        step = walk.host_side(replace(packet, nw_src=src.ip), 0)  # host's OUTPUT DNAT
+        # the host's OUTPUT DNAT; the source is tun0's address (the service network and
+        # the cluster network are routed through tun0)
+        step = walk.host_side(packet, 0)
     for _ in range(MAX_PASSES):
         if isinstance(step, _Ending):
             return step
