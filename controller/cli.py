@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "SRC DST")
     explain.add_argument("--masquerade-bit", type=masquerade_bit, default=0, metavar="N",
                          help="kube-proxy's iptables masquerade bit (default 0)")
+    explain.add_argument("--dns", choices=("system", "off"), default="system",
+                         help="resolve EgressNetworkPolicy dnsNames (default) or not, "
+                              "as render does")
     for add_commands in extension_commands():
         add_commands(sub)
     return parser
@@ -155,7 +158,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"osdn explain: --bridge/--ovs-appctl-target need --node, the HostSubnet host "
               f"whose vswitchd is traced (one of: {hosts}); got {args.node!r}", file=sys.stderr)
         return 2
-    settings = Settings(args.masquerade_bit)
+    settings = Settings(args.masquerade_bit,
+                        resolve_now(dns_query()) if args.dns == "system" else no_dns)
     with ScratchTracer(topology, settings) as scratch:
         tracer: Any = scratch
         if live:

@@ -345,9 +345,15 @@ class _Walk:
                 continue
             for rule in enp.rules:
                 if rule.cidr is not None and packet.nw_dst in rule.cidr:
-                    verb = "denies" if rule.action == "Deny" else "allows"
-                    return (f"EgressNetworkPolicy {enp.namespace}/{enp.name} {verb} "
-                            f"{packet.nw_dst} (rule {rule.action} to {rule.cidr})")
+                    target = str(rule.cidr)
+                elif rule.dns_name and self.settings.resolver is not None and \
+                        packet.nw_dst in self.settings.resolver(rule.dns_name):
+                    target = f"dnsName {rule.dns_name}"
+                else:
+                    continue
+                verb = "denies" if rule.action == "Deny" else "allows"
+                return (f"EgressNetworkPolicy {enp.namespace}/{enp.name} {verb} "
+                        f"{packet.nw_dst} (rule {rule.action} to {target})")
         return f"{self.names.describe_cookie(last.cookie)} denies {packet.nw_dst}"
 
     # -- the host side -----------------------------------------------------------------------
