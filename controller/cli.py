@@ -1,4 +1,5 @@
-"""`osdn`: check a cluster definition and render a node's flows.
+"""`osdn`: check a cluster definition, render a node's flows, compare a node's saved flows
+with the render (diff).
 
 Further command groups (the emulation lab's `osdn cluster` and `osdn demo`) plug in through
 the `osdn.commands` entry-point group: each entry point is a function that adds its
@@ -64,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="kube-proxy's iptables masquerade bit (default 0, as OpenShift 3.x)")
     render.add_argument("--dns", choices=("system", "off"), default="system",
                         help="resolve EgressNetworkPolicy dnsNames (default) or not")
+    diff = with_topology("diff", "compare a node's saved `ovs-ofctl -O OpenFlow13 dump-flows "
+                         "br0` with its render: missing and extra flows by object "
+                         "(exit 0 same, 1 drift, 2 error)")
+    diff.set_defaults(handler=cmd_diff)
+    diff.add_argument("dump", metavar="DUMP", help="the saved dump-flows output ('-': stdin)")
+    diff.add_argument("--node", required=True, help="the HostSubnet's host the dump is from")
+    diff.add_argument("--json", action="store_true", help="print the differences as JSON")
+    diff.add_argument("--masquerade-bit", type=masquerade_bit, default=0, metavar="N",
+                      help="kube-proxy's iptables masquerade bit (default 0)")
+    diff.add_argument("--dns", choices=("system", "off"), default="off",
+                      help="resolve EgressNetworkPolicy dnsNames, or not (default)")
     for add_commands in extension_commands():
         add_commands(sub)
     return parser
@@ -104,6 +116,45 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(flows.to_ofctl())
     return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """0: the node holds exactly the render; 1: drift; 2: the input is bad."""
+    import json
+
+    from controller.drift import compare, port_names
+    from controller.ovs.flowdump import DumpError, parse_flow_dump
+    topology = load(args.paths, args.plugin)
+    if topology is None:
+        return 2
+    resolver = resolve_now(dns_query()) if args.dns == "system" else no_dns
+    try:
+        rendered = compile_node(topology, args.node, Settings(args.masquerade_bit, resolver))
+    except UnknownNode as error:
+        print(f"osdn diff: --node: {error.args[0]}", file=sys.stderr)
+        return 2
+    try:
+        if args.dump == "-":
+            text, source = sys.stdin.read(), "<stdin>"
+        else:
+            with open(args.dump, encoding="utf-8") as file:
+                text, source = file.read(), args.dump
+        dumped = parse_flow_dump(text, source, port_names(topology, args.node))
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"osdn diff: {args.dump}: {error}", file=sys.stderr)
+        return 2
+    except DumpError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(error.problems)} problem(s) in {args.dump}; nothing compared",
+              file=sys.stderr)
+        return 2
+    drift = compare(topology, rendered, dumped)
+    if args.json:
+        print(json.dumps(drift.as_dict(), indent=2))
+    else:
+        sys.stdout.write(drift.to_text())
+    return 0 if drift.same else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
