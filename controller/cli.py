@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="kube-proxy's iptables masquerade bit (default 0)")
     diff.add_argument("--dns", choices=("system", "off"), default="off",
                       help="resolve EgressNetworkPolicy dnsNames, or not (default)")
+    picture = with_topology("pipeline", "draw a node's br0 pipeline as SVG (Graphviz): tables, "
+                            "declared edges, ports, flow counts")
+    picture.set_defaults(handler=cmd_pipeline)
+    picture.add_argument("--node", required=True, help="the HostSubnet's host")
+    picture.add_argument("--svg", required=True, metavar="FILE", help="where to write the SVG")
+    picture.add_argument("--dot", metavar="FILE", help="also write the Graphviz source")
     for add_commands in extension_commands():
         add_commands(sub)
     return parser
@@ -155,6 +161,34 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(drift.to_text())
     return 0 if drift.same else 1
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from controller.picture import PictureError, pipeline_dot, render_svg
+    topology = load(args.paths, args.plugin)
+    if topology is None:
+        return 1
+    try:
+        flows = {args.node: compile_node(topology, args.node, Settings(resolver=no_dns))}
+    except UnknownNode as error:
+        print(f"osdn pipeline: --node: {error.args[0]}", file=sys.stderr)
+        return 1
+    dot_text = pipeline_dot(topology, flows, args.node)
+    try:
+        svg = render_svg(dot_text)
+    except PictureError as error:
+        print(f"osdn pipeline: {error}", file=sys.stderr)
+        return 1
+    try:
+        if args.dot:
+            with open(args.dot, "w", encoding="utf-8") as file:
+                file.write(dot_text)
+        with open(args.svg, "wb") as binary:
+            binary.write(svg)
+    except OSError as error:
+        print(f"osdn pipeline: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
