@@ -225,7 +225,12 @@ def flow_key(text: str, ports: Mapping[str, int] | None = None) -> FlowKey:
                 match.add((_FIELD_ALIASES.get(name, name), _value(value.strip())))
         except ValueError as error:
             raise FlowTextError(f"{name}={value}: {error}") from None
-    actions = tuple(a for a in (_action(t, ports) for t in _split_top(actions_text)) if a)
+    try:
+        actions = tuple(a for a in (_action(t, ports) for t in _split_top(actions_text)) if a)
+    except FlowTextError:
+        raise
+    except ValueError as error:
+        raise FlowTextError(f"actions={actions_text.strip()}: {error}") from None
     return FlowKey(table, priority, tuple(sorted(match)), actions)
 
 
@@ -264,11 +269,13 @@ def parse_flow_dump(text: str, source: str,
             problems.append(f"{source}:{number}: {error}: {shown}")
             continue
         flows.append(DumpedFlow(number, _STAT_RE.sub("", _COOKIE_RE.sub("", line)), key))
-    if not flows:
-        # nothing at all is a flow: one message, not one per line of some other file
+    if len(flows) < len(problems) or not flows:
+        # mostly not flows: some other file; one message, not one per line of it
         first = f" (line {problems[0].split(':')[1]} is not a flow)" if problems else ""
+        what = f"{len(problems)} of {len(problems) + len(flows)} lines are not flows" \
+            if flows else "no flows in it"
         problems = [f"{source}: not `ovs-ofctl -O OpenFlow13 dump-flows br0` output: "
-                    f"no flows in it{first}"]
+                    f"{what}{first}"]
     if problems:
         raise DumpError(problems)
     return flows

@@ -156,22 +156,32 @@ def test_bad_lines_are_named_by_file_and_line_all_at_once(seed) -> None:
     text[9] = " cookie=0x0, table=x, priority=100,ip actions=drop"
     text[12] = " cookie=0x0, table=10, priority=100,frobnicate actions=drop"
     text[14] = " cookie=0x0, table=20, priority=100,in_port=veth00000000 actions=drop"
+    text[16] = " cookie=0x0, table=20, priority=100 actions=goto_table:21  (dump line 19)"
     with pytest.raises(DumpError) as caught:
         parse_flow_dump("\n".join(text), "saved.txt", port_names(seed, NODE))
     problems = caught.value.problems
     assert [p.split(": ")[0] for p in problems] == [
-        "saved.txt:6", "saved.txt:10", "saved.txt:13", "saved.txt:15"]
+        "saved.txt:6", "saved.txt:10", "saved.txt:13", "saved.txt:15", "saved.txt:17"]
     assert "no 'actions='" in problems[0]
     assert "table=x" in problems[1]
     assert "unknown keyword 'frobnicate'" in problems[2]
     assert "port name 'veth00000000'" in problems[3] and "--no-names" in problems[3]
+    assert "actions=goto_table:21  (dump line 19): invalid literal" in problems[4]
 
 
 def test_cli_errors_exit_2_with_precise_messages(tmp_path, capsys) -> None:
-    readme = REPO / "README.md"
-    assert main(["diff", str(SEED), "--node", NODE, str(readme)]) == 2
+    yaml = SEED / "pods.yaml"
+    assert main(["diff", str(SEED), "--node", NODE, str(yaml)]) == 2
     err = capsys.readouterr().err
-    assert f"{readme}: not `ovs-ofctl -O OpenFlow13 dump-flows br0` output" in err
+    assert f"{yaml}: not `ovs-ofctl -O OpenFlow13 dump-flows br0` output: no flows in it " \
+        "(line 1 is not a flow)" in err
+    assert err.count("\n") == 2  # one message for the file, then the count
+    text = DUMP.read_text().splitlines()[:3] + ["some notes", "about the node"] * 3
+    mostly_prose = tmp_path / "notes.txt"
+    mostly_prose.write_text("\n".join(text))
+    assert main(["diff", str(SEED), "--node", NODE, str(mostly_prose)]) == 2
+    assert f"{mostly_prose}: not `ovs-ofctl -O OpenFlow13 dump-flows br0` output: 6 of 8 " \
+        "lines are not flows (line 4 is not a flow)" in capsys.readouterr().err
     assert main(["diff", str(SEED), "--node", "node9.ocp.cn", str(DUMP)]) == 2
     assert "--node: no HostSubnet with host 'node9.ocp.cn'" in capsys.readouterr().err
     assert main(["diff", str(SEED), "--node", NODE, str(tmp_path / "nope")]) == 2
