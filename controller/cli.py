@@ -1,5 +1,5 @@
-"""`osdn`: check a cluster definition, render a node's flows, compare a node's saved flows
-with the render (diff).
+"""`osdn`: check a cluster definition, render a node's flows, explain a packet's fate,
+compare a node's saved flows with the render (diff), draw a node's pipeline.
 
 Further command groups (the emulation lab's `osdn cluster` and `osdn demo`) plug in through
 the `osdn.commands` entry-point group: each entry point is a function that adds its
@@ -82,6 +82,31 @@ def build_parser() -> argparse.ArgumentParser:
     picture.add_argument("--node", required=True, help="the HostSubnet's host")
     picture.add_argument("--svg", required=True, metavar="FILE", help="where to write the SVG")
     picture.add_argument("--dot", metavar="FILE", help="also write the Graphviz source")
+    explain = with_topology("explain", "why a packet from SRC to DST is delivered or dropped, "
+                            "table by table, across nodes")
+    explain.set_defaults(handler=cmd_explain, intermixed=True)
+    explain.usage = ("osdn explain [options] PATH... SRC DST[:PORT][/PROTO]\n"
+                     "       osdn explain [options] PATH... --node NAME --flow SPEC")
+    explain.epilog = ("SRC: NAMESPACE/POD, a node (HostSubnet host) or an IP.  DST: "
+                      "NAMESPACE/POD, svc/NAMESPACE/NAME[:PORT], a node, external[:IP] or an "
+                      "IP; PROTO tcp (default), udp or icmp.")
+    explain.add_argument("--json", action="store_true", help="the explanation as JSON")
+    explain.add_argument("--raw", action="store_true", help="also print ofproto/trace's text")
+    explain.add_argument("--bridge", metavar="BR",
+                         help="live: trace this bridge of the node's running vswitchd "
+                              "(needs --node); other nodes are traced offline")
+    explain.add_argument("--ovs-appctl-target", metavar="T",
+                         help="live: ovs-appctl -t T (pid file or control socket of the "
+                              "node's vswitchd; implies --bridge br0)")
+    explain.add_argument("--node", metavar="NAME",
+                         help="live: the HostSubnet host whose vswitchd is traced; with "
+                              "--flow: the node whose br0 the flow enters")
+    explain.add_argument("--flow", metavar="SPEC",
+                         help="start from this ofproto/trace flow on --node's br0 (e.g. "
+                              "in_port=1,tcp,tun_src=10.9.0.99,nw_dst=10.64.1.4) instead of "
+                              "SRC DST")
+    explain.add_argument("--masquerade-bit", type=masquerade_bit, default=0, metavar="N",
+                         help="kube-proxy's iptables masquerade bit (default 0)")
     for add_commands in extension_commands():
         add_commands(sub)
     return parser
@@ -191,8 +216,67 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from controller.explain import (
+        AppctlTracer,
+        EndpointError,
+        LiveThenScratch,
+        ScratchTracer,
+        explain,
+        explain_flow,
+    )
+    from controller.ovs.ovscommands import OvsError
+    paths, ends = (args.paths, []) if args.flow else (args.paths[:-2], args.paths[-2:])
+    if not paths or (args.flow and args.node is None):
+        print("osdn explain: give PATH... SRC DST, or PATH... --node NAME --flow SPEC",
+              file=sys.stderr)
+        return 2
+    topology = load(paths, args.plugin)
+    if topology is None:
+        return 1
+    live = args.bridge is not None or args.ovs_appctl_target is not None
+    if live and (args.node is None or topology.host_subnet(args.node) is None):
+        hosts = ", ".join(sorted(hs.host for hs in topology.host_subnets))
+        print(f"osdn explain: --bridge/--ovs-appctl-target need --node, the HostSubnet host "
+              f"whose vswitchd is traced (one of: {hosts}); got {args.node!r}", file=sys.stderr)
+        return 2
+    settings = Settings(args.masquerade_bit)
+    with ScratchTracer(topology, settings) as scratch:
+        tracer: Any = scratch
+        if live:
+            tracer = LiveThenScratch(AppctlTracer(args.node, args.bridge or "br0",
+                                                  args.ovs_appctl_target), scratch)
+        try:
+            if args.flow:
+                result = explain_flow(topology, args.node, args.flow, tracer, settings)
+            else:
+                result = explain(topology, ends[0], ends[1], tracer, settings)
+        except EndpointError as error:
+            print(f"osdn explain: {error}", file=sys.stderr)
+            return 2
+        except OvsError as error:
+            print(f"osdn explain: {error}", file=sys.stderr)
+            return 1
+        if live and tracer.offline:
+            result.notes.append(f"live trace on {args.node} only; traced offline from the "
+                                f"topology: {', '.join(tracer.offline)}")
+    if args.json:
+        import json
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        sys.stdout.write(result.text(raw=args.raw))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "intermixed", False) and not any(
+            e.startswith("-") for e in extra):
+        # `osdn explain PATH --plugin P SRC DST`: argparse ends PATH... at the first option
+        args.paths += extra
+    elif extra:
+        parser.parse_args(argv)  # reports the unrecognized arguments and exits
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from controller.compiler import NodeFlows, Settings, compile_node
-from controller.ovs.nodebridge import add_node_bridge
+from controller.compiler import NodeFlows, Settings
+from controller.explain.tracer import bridge_name, build_node_bridge
 from controller.ovs.privateovs import PrivateOvs
 from controller.ovs.trace import TraceResult
 from topology.model import VXLAN_OFPORT, Topology
@@ -33,13 +33,6 @@ class TraceLab:
         return self.ovs.trace(self.bridges[host], flow_spec)
 
 
-def bridge_name(host: str, taken: set[str]) -> str:
-    name = "br-" + host.split(".")[0]
-    while name in taken:
-        name += "x"
-    return name
-
-
 def build_lab(ovs: PrivateOvs, topology: Topology, settings: Settings | None = None,
               prefix: str = "") -> TraceLab:
     """One bridge per HostSubnet, each holding its node's complete flow set; none for a node
@@ -50,13 +43,8 @@ def build_lab(ovs: PrivateOvs, topology: Topology, settings: Settings | None = N
         if topology.cluster_network.node_ip_conflict(hs.host_ip) is not None:
             continue
         bridge = bridge_name(prefix + hs.host, set(lab.bridges.values()))
-        ports = {pod.interface or f"pod{pod.ofport}": pod.ofport for pod in topology.pods
-                 if pod.node == hs.host and pod.ofport is not None}
-        add_node_bridge(ovs, bridge, hs.datapath_id, ports,
-                        vxlan_port=topology.cluster_network.vxlan_port, host_ip=str(hs.host_ip))
-        flows = compile_node(topology, hs.host, settings)
-        ovs.load_flows(bridge, flows.to_ofctl())
-        lab.bridges[hs.host], lab.flows[hs.host] = bridge, flows
+        lab.flows[hs.host] = build_node_bridge(ovs, topology, hs.host, bridge, settings)
+        lab.bridges[hs.host] = bridge
     return lab
 
 

@@ -117,3 +117,35 @@ def check_goto(source: Table, target: Table) -> None:
     if target not in NEXT[source]:
         raise GotoError(f"table {source.name} ({int(source)}) may not continue to "
                         f"{target.name} ({int(target)})")
+
+
+# What each table is for, in a few words, as `osdn explain` and the pipeline picture name it.
+MEANING: dict[Table, str] = {
+    Table.CLASSIFIER: "classifier: dispatch by in_port",
+    Table.VXLAN_INGRESS: "VXLAN ingress: tunnel source must be a node",
+    Table.POD_INGRESS: "pod ingress: source checked, source VNID loaded",
+    Table.CONNTRACK_COMMIT: "conntrack: commit the connection (networkpolicy)",
+    Table.SERVICE_RETURN: "service return: source VNID reloaded after iptables DNAT",
+    Table.ROUTING: "routing by destination",
+    Table.ARP_LOCAL: "ARP to a local pod",
+    Table.ARP_REMOTE: "ARP to a remote subnet: through the tunnel",
+    Table.SERVICE: "to a service: destination VNID, out to tun0",
+    Table.IP_LOCAL: "to a local pod: destination VNID and port loaded",
+    Table.INGRESS_POLICY: "ingress isolation: VNIDs or NetworkPolicy, then output",
+    Table.IP_REMOTE: "to a remote subnet: source VNID as tun_id, through the tunnel",
+    Table.EGRESS_IP: "egress routing: egress IPs",
+    Table.EGRESS_FIREWALL: "egress firewall (EgressNetworkPolicy), then out to tun0",
+    Table.MULTICAST_OUT: "multicast from a local pod: is its VNID multicast-enabled?",
+    Table.MULTICAST_VXLAN: "multicast replication to the other nodes",
+    Table.MULTICAST_LOCAL: "multicast delivery to local pods of the VNID",
+    Table.VERSION_NOTE: "version note",
+}
+
+
+def meaning(table: int) -> str:
+    """"20 pod ingress: source checked, source VNID loaded"; a table we do not define (a
+    foreign flow's) is named by its number only."""
+    try:
+        return f"{table} {MEANING[Table(table)]}"
+    except ValueError:
+        return f"{table} (not an openshift-sdn table)"
