@@ -79,9 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     picture = with_topology("pipeline", "draw a node's br0 pipeline as SVG (Graphviz): tables, "
                             "declared edges, ports, flow counts")
     picture.set_defaults(handler=cmd_pipeline)
-    picture.add_argument("--node", required=True, help="the HostSubnet's host")
+    picture.add_argument("--node", help="the HostSubnet's host (with --explain: also drawn, "
+                         "beside the nodes the packet visits)")
     picture.add_argument("--svg", required=True, metavar="FILE", help="where to write the SVG")
     picture.add_argument("--dot", metavar="FILE", help="also write the Graphviz source")
+    picture.add_argument("--explain", nargs=2, metavar=("SRC", "DST"),
+                         help="highlight this packet's path across nodes, as `osdn explain "
+                              "SRC DST` finds it (traced on a private Open vSwitch)")
     explain = with_topology("explain", "why a packet from SRC to DST is delivered or dropped, "
                             "table by table, across nodes")
     explain.set_defaults(handler=cmd_explain, intermixed=True)
@@ -190,15 +194,25 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from controller.picture import PictureError, pipeline_dot, render_svg
+    if args.node is None and args.explain is None:
+        print("osdn pipeline: give --node NAME, --explain SRC DST, or both", file=sys.stderr)
+        return 2
     topology = load(args.paths, args.plugin)
     if topology is None:
         return 1
+    highlight = None
+    if args.explain is not None:
+        highlight = _explained(topology, *args.explain)
+        if highlight is None:
+            return 1
+    hosts = list(dict.fromkeys([host for host, _ in (highlight.path if highlight else ())]
+                               + ([args.node] if args.node else [])))
     try:
-        flows = {args.node: compile_node(topology, args.node, Settings(resolver=no_dns))}
+        flows = {host: compile_node(topology, host, Settings(resolver=no_dns)) for host in hosts}
     except UnknownNode as error:
         print(f"osdn pipeline: --node: {error.args[0]}", file=sys.stderr)
         return 1
-    dot_text = pipeline_dot(topology, flows, args.node)
+    dot_text = pipeline_dot(topology, flows, highlight)
     try:
         svg = render_svg(dot_text)
     except PictureError as error:
@@ -214,6 +228,20 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(f"osdn pipeline: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _explained(topology: Topology, src: str, dst: str) -> Any:
+    """The picture's `Highlight` of `osdn explain SRC DST`, or None after printing why not."""
+    from controller.explain import EndpointError, ScratchTracer, explain
+    from controller.ovs.ovscommands import OvsError
+    from controller.picture import highlight_of
+    settings = Settings(resolver=no_dns)
+    try:
+        with ScratchTracer(topology, settings) as tracer:
+            return highlight_of(explain(topology, src, dst, tracer, settings))
+    except (EndpointError, OvsError) as error:
+        print(f"osdn pipeline: --explain: {error}", file=sys.stderr)
+        return None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ next's.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -21,34 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 from itertools import pairwise
+from typing import Any
 
 from controller.compiler import NodeFlows
 from controller.pipeline.flow import Conntrack, Output, OutputReg
-from controller.pipeline.tables import NEXT, Table
+from controller.pipeline.tables import MEANING, NEXT, Table
 from topology.errors import OsdnError
 from topology.model import TUN0_OFPORT, VXLAN_OFPORT, Topology
 
-# What each table is for, in a few words (the words of docs/pipeline.md's headings).
-MEANING: dict[Table, str] = {
-    Table.CLASSIFIER: "classifier: dispatch by in_port",
-    Table.VXLAN_INGRESS: "VXLAN ingress: tunnel source must be a node",
-    Table.POD_INGRESS: "pod ingress: source checked, source VNID loaded",
-    Table.CONNTRACK_COMMIT: "conntrack commit (networkpolicy)",
-    Table.SERVICE_RETURN: "service return: VNID reloaded after DNAT",
-    Table.ROUTING: "routing by destination",
-    Table.ARP_LOCAL: "ARP to a local pod",
-    Table.ARP_REMOTE: "ARP to a remote subnet",
-    Table.SERVICE: "to a service: out to tun0",
-    Table.IP_LOCAL: "to a local pod: VNID and port loaded",
-    Table.INGRESS_POLICY: "ingress isolation (VNID / policy)",
-    Table.IP_REMOTE: "to a remote subnet: through the tunnel",
-    Table.EGRESS_IP: "egress routing: egress IPs",
-    Table.EGRESS_FIREWALL: "egress firewall, then tun0",
-    Table.MULTICAST_OUT: "multicast from a local pod",
-    Table.MULTICAST_VXLAN: "multicast to other nodes",
-    Table.MULTICAST_LOCAL: "multicast to local pods",
-    Table.VERSION_NOTE: "version note",
-}
 MAX_PODS_SHOWN = 8
 PATH_COLOUR = "#d62728"
 VISITED_FILL = "#ffe3e0"
@@ -69,6 +50,31 @@ class Highlight:
     drop: tuple[str, int] | None = None
     entry: str | None = None  # the port the packet enters the first br0 by: "pods", "tun0"…
     exit: str | None = None  # the port it leaves the last br0 by, when it is delivered
+
+
+def highlight_of(explanation: Any) -> Highlight:
+    """The `Highlight` of an `osdn explain` answer (`controller.explain.Explanation`): its
+    br0 path, a caption with the verdict, the drop, and the ports it enters and leaves by."""
+    hops = [hop for hop in explanation.hops if hop.kind == "br0"]
+    entry = None
+    if hops:
+        found = re.search(r"\bin_port=(\d+)", hops[0].input)
+        if found:
+            entry = _PORT_NODE.get(int(found.group(1)), "pods")
+    exit_port = None
+    if explanation.verdict == "delivered" and explanation.delivered_to is not None:
+        exit_port = "pods" if explanation.delivered_to.pod else "tun0"
+    elif explanation.verdict != "dropped" and hops and "tun0" in hops[-1].outcome:
+        exit_port = "tun0"  # left the cluster through the host side
+    drop = None
+    if explanation.drop_node is not None and explanation.drop_table is not None:
+        drop = (explanation.drop_node, explanation.drop_table)
+    caption = (f"{explanation.src['label']} → {explanation.dst['label']}: "
+               f"{explanation.verdict}: {explanation.sentence}")
+    return Highlight(explanation.path(), caption, drop, entry, exit_port)
+
+
+_PORT_NODE = {VXLAN_OFPORT: "vxlan0", TUN0_OFPORT: "tun0"}
 
 
 @dataclass
@@ -107,7 +113,7 @@ def _outputs(flows: NodeFlows) -> set[tuple[int, str]]:
     for flow in flows.flows:
         for action in flow.actions:
             if isinstance(action, Output):
-                port = {VXLAN_OFPORT: "vxlan0", TUN0_OFPORT: "tun0"}.get(action.port, "pods")
+                port = _PORT_NODE.get(action.port, "pods")
                 found.add((int(flow.table), port))
             elif isinstance(action, OutputReg):
                 found.add((int(flow.table), "pods"))
@@ -168,12 +174,15 @@ def _path_style(on: bool) -> str:
     return f', color="{PATH_COLOUR}", penwidth=3' if on else ""
 
 
-def pipeline_dot(topology: Topology, flows_by_node: dict[str, NodeFlows], node: str,
+def pipeline_dot(topology: Topology, flows_by_node: dict[str, NodeFlows],
                  highlight: Highlight | None = None) -> str:
-    """DOT text of `node`'s pipeline, or with `highlight` of every node the packet visits
-    (in path order, `node` first if it is not among them)."""
+    """DOT text of the pipeline of each node in `flows_by_node` (in its order): one node
+    alone, or one cluster per node when there are several or a path to highlight."""
     g = _Graph()
-    title = f"br0 of {node} under {topology.cluster_network.plugin.short_name}"
+    nodes = list(flows_by_node)
+    plugin = topology.cluster_network.plugin.short_name
+    title = f"br0 of {nodes[0]} under {plugin}" if len(nodes) == 1 else \
+        f"br0 of {', '.join(nodes)} under {plugin}"
     if highlight is not None and highlight.caption:
         title += f"<br/><font point-size='11'>{escape(highlight.caption)}</font>"
     g.add("digraph pipeline {")
@@ -181,7 +190,6 @@ def pipeline_dot(topology: Topology, flows_by_node: dict[str, NodeFlows], node: 
           f"labelloc=t, fontsize=16, label=<{title}>];")
     g.add('  node [fontname="Helvetica", fontsize=11];')
     g.add('  edge [fontname="Helvetica", arrowsize=0.7];')
-    nodes = _involved(node, highlight)
     path = list(highlight.path) if highlight else []
     for index, host in enumerate(nodes):
         prefix = f"n{index}"
@@ -196,7 +204,7 @@ def pipeline_dot(topology: Topology, flows_by_node: dict[str, NodeFlows], node: 
                 exits.add(("in", highlight.entry))
             if highlight.exit and host == path[-1][0]:
                 exits.add((path[-1][1], highlight.exit))
-        if highlight is None:
+        if highlight is None and len(nodes) == 1:
             _node_graph(g, topology, flows_by_node[host], prefix, visited, taken, drop, exits)
             continue
         hs = next(h for h in topology.host_subnets if h.host == host)
@@ -229,14 +237,6 @@ def _successors(number: int) -> set[int]:
         return {int(t) for t in NEXT[Table(number)]}
     except ValueError:
         return set()
-
-
-def _involved(node: str, highlight: Highlight | None) -> list[str]:
-    hosts: list[str] = []
-    for host, _ in (highlight.path if highlight else ()):
-        if host not in hosts:
-            hosts.append(host)
-    return hosts or [node]
 
 
 def _hand_overs(g: _Graph, nodes: list[str], path: Sequence[tuple[str, int]]) -> None:
@@ -275,7 +275,6 @@ def render_svg(dot_text: str, timeout: float = 60.0) -> bytes:
 
 def tables_in_svg(svg: bytes) -> set[int]:
     """Table numbers that have a box in an SVG drawn by `render_svg` (for checks)."""
-    import re
     return {int(n) for n in re.findall(rb"<title>n\d+:(\d+)</title>", svg)}
 
 

@@ -12,7 +12,7 @@ import pytest
 from controller import picture
 from controller.compiler import Settings, compile_node
 from controller.picture import Highlight, PictureError, pipeline_dot, render_svg
-from controller.pipeline.tables import NEXT, Table
+from controller.pipeline.tables import MEANING, NEXT, Table
 from topology.load import load_topology
 from topology.model import Plugin
 
@@ -24,9 +24,9 @@ NODE = "node2.ocp.cn"
 
 def seed_dot(plugin: Plugin, highlight: Highlight | None = None) -> str:
     topology = load_topology([str(SEED)], plugin=plugin)
-    hosts = {NODE, *(h for h, _ in (highlight.path if highlight else ()))}
+    hosts = dict.fromkeys([*(h for h, _ in (highlight.path if highlight else ())), NODE])
     flows = {h: compile_node(topology, h, Settings(resolver=lambda name: ())) for h in hosts}
-    return pipeline_dot(topology, flows, NODE, highlight)
+    return pipeline_dot(topology, flows, highlight)
 
 
 def golden_counts(plugin: Plugin) -> Counter[int]:
@@ -50,7 +50,7 @@ def test_every_table_is_a_box_with_its_flow_count(plugin: Plugin) -> None:
         box = re.search(rf'^"n0:{int(table)}" \[.*<b>table {int(table)}</b><br/>'
                         rf'(.*?)<br/>.*>{count} flows?</font>>\];$', dot, re.M)
         assert box is not None, f"no box for table {int(table)} with {count} flows"
-        assert box.group(1) == picture.MEANING[table]
+        assert box.group(1) == MEANING[table]
 
 
 def test_declared_edges_solid_where_a_flow_takes_them() -> None:
