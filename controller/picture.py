@@ -133,7 +133,9 @@ def _used_edges(flows: NodeFlows) -> set[tuple[int, int]]:
 
 def _table_label(table: Table, count: int) -> str:
     flows = f"{count} flow{'s' if count != 1 else ''}"
-    return (f"<<b>table {int(table)}</b><br/>{escape(MEANING[table])}<br/>"
+    # "pod ingress: source checked, …" on two lines: boxes half as wide, the picture too
+    meaning = "<br/>".join(escape(part) for part in MEANING[table].split(": ", 1))
+    return (f"<<b>table {int(table)}</b><br/>{meaning}<br/>"
             f"<font point-size='10' color='#555555'>{flows}</font>>")
 
 
