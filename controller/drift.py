@@ -55,8 +55,9 @@ class Drift:
         return not (self.missing or self.extra or self.changed)
 
     def counts(self) -> tuple[int, int, int]:
-        return tuple(sum(map(len, d.values()))  # type: ignore[return-value]
-                     for d in (self.missing, self.extra, self.changed))
+        """How many flows are missing, extra and changed."""
+        return (sum(map(len, self.missing.values())), sum(map(len, self.extra.values())),
+                sum(map(len, self.changed.values())))
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -190,3 +190,13 @@ def test_cli_errors_exit_2_with_precise_messages(tmp_path, capsys) -> None:
     empty.write_text("OFPST_FLOW reply (OF1.3) (xid=0x2):\n")
     assert main(["diff", str(SEED), "--node", NODE, str(empty)]) == 2
     assert f"{empty}: not `ovs-ofctl" in capsys.readouterr().err
+
+
+def test_dump_from_stdin(monkeypatch, capsys) -> None:
+    import io
+    monkeypatch.setattr("sys.stdin", io.StringIO(DUMP.read_text()))
+    assert main(["diff", str(SEED), "--node", NODE, "-"]) == 1
+    assert "(dump line 19)" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("nonsense\n"))
+    assert main(["diff", str(SEED), "--node", NODE, "-"]) == 2
+    assert "<stdin>: not `ovs-ofctl" in capsys.readouterr().err
