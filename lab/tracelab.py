@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import yaml
 
 from controller.compiler import NodeFlows, Settings
 from controller.explain.tracer import bridge_name, build_node_bridge
+from controller.explain.walk import Packet, across_tunnel
 from controller.ovs.privateovs import PrivateOvs
 from controller.ovs.trace import TraceResult
 from topology.model import VXLAN_OFPORT, Topology
@@ -125,33 +127,23 @@ class Delivery:
         return "\n".join(f"--- {host}\n{result.raw}" for host, result in self.hops)
 
 
-def pod_flow(pod: Any, ofport: int, dst_ip: str, proto: str, dst_port: int | None,
-             ct_state: str) -> str:
-    l4 = f",{proto}_dst={dst_port}" if dst_port is not None and proto in ("tcp", "udp") else ""
-    return (f"in_port={ofport},{proto},dl_src={pod.mac},nw_src={pod.ip},nw_dst={dst_ip}{l4},"
-            f"ct_state={ct_state}")
-
-
 def send_from_pod(lab: TraceLab, pod: Any, dst_ip: str, proto: str = "tcp",
                   dst_port: int | None = 8080, ct_state: str = "new|trk") -> Delivery:
-    """Trace a packet from `pod`; if it is tunnelled to another node, trace it there too."""
+    """Trace a packet from `pod` as the given conntrack state; if it is tunnelled to another
+    node, trace it there too (as `osdn explain` carries it: `across_tunnel`)."""
     assert pod.ofport is not None, f"{pod.key} has no ofport"
-    first = lab.trace(pod.node, pod_flow(pod, pod.ofport, dst_ip, proto, dst_port, ct_state))
+    packet = Packet(pod.node, pod.ofport, proto, pod.ip, IPv4Address(dst_ip),
+                    dst_port if proto in ("tcp", "udp") else None, pod.mac, "",
+                    ct_state=ct_state)
+    first = lab.trace(pod.node, packet.flow_spec())
     hops = [(pod.node, first)]
     ports = first.output_ports()
     if ports == [VXLAN_OFPORT] and first.tunnel:
-        remote = next((hs for hs in lab.topology.host_subnets
-                       if str(hs.host_ip) == first.tunnel.get("dst")), None)
+        remote, arriving = across_tunnel(lab.topology, packet, first)
         if remote is None:
             # it leaves the cluster's tunnel mesh (an egress node elsewhere)
             return Delivery(VXLAN_OFPORT, hops)
-        local = lab.topology.host_subnet(pod.node)
-        assert local is not None
-        l4 = f",{proto}_dst={dst_port}" if dst_port is not None else ""
-        spec = (f"in_port={VXLAN_OFPORT},tun_id={first.tunnel['tun_id']},"
-                f"tun_src={local.host_ip},{proto},dl_src={pod.mac},nw_src={pod.ip},"
-                f"nw_dst={dst_ip}{l4},ct_state={ct_state}")
-        second = lab.trace(remote.host, spec)
+        second = lab.trace(remote.host, arriving.flow_spec())
         hops.append((remote.host, second))
         ports = second.output_ports()
     return Delivery(ports[0] if len(ports) == 1 else None, hops)

@@ -70,7 +70,7 @@ class Packet:
     dl_dst: str
     tun_id: int | None = None
     tun_src: IPv4Address | None = None
-    src_label: str = ""
+    ct_state: str | None = None  # None: none given (conntrack flows recirculate as trk|new)
 
     def flow_spec(self) -> str:
         parts = [f"in_port={self.in_port}"]
@@ -78,13 +78,40 @@ class Packet:
             parts.append(f"tun_id=0x{self.tun_id:x}")
         if self.tun_src is not None:
             parts.append(f"tun_src={self.tun_src}")
-        parts += [self.proto, f"dl_src={self.dl_src}", f"dl_dst={self.dl_dst}",
-                  f"nw_src={self.nw_src}", f"nw_dst={self.nw_dst}"]
+        parts.append(self.proto)
+        parts += [f"{name}={value}" for name, value in (("dl_src", self.dl_src),
+                                                        ("dl_dst", self.dl_dst)) if value]
+        parts += [f"nw_src={self.nw_src}", f"nw_dst={self.nw_dst}"]
         if self.proto == "icmp":
             parts.append("icmp_type=8")
         elif self.dst_port is not None:
             parts.append(f"{self.proto}_dst={self.dst_port}")
+        if self.ct_state:
+            parts.append(f"ct_state={self.ct_state}")
         return ",".join(parts)
+
+    def leaving(self, result: TraceResult) -> Packet:
+        """The packet as `result` (a trace of it) sends it out: addresses as rewritten."""
+        final = result.final_flow
+        return replace(self, nw_src=IPv4Address(final.get("nw_src", str(self.nw_src))),
+                       nw_dst=IPv4Address(final.get("nw_dst", str(self.nw_dst))),
+                       dl_dst=final.get("dl_dst", self.dl_dst),
+                       dl_src=final.get("dl_src", self.dl_src))
+
+
+def across_tunnel(topology: Topology, packet: Packet,
+                  result: TraceResult) -> tuple[HostSubnet | None, Packet]:
+    """Where a packet `result` sends out vxlan0 arrives: the node whose hostIP is the tunnel
+    destination (None: no node has it), and the packet as that node's br0 receives it
+    (in_port vxlan0, the tun_id the sender set, tun_src = the sender's hostIP)."""
+    dst = result.tunnel.get("dst", "")
+    remote = next((hs for hs in topology.host_subnets if str(hs.host_ip) == dst), None)
+    sender = topology.host_subnet(packet.node)
+    assert sender is not None, packet.node
+    arriving = replace(packet.leaving(result), node=remote.host if remote else packet.node,
+                       in_port=VXLAN_OFPORT, tun_id=int(result.tunnel.get("tun_id", "0"), 0),
+                       tun_src=sender.host_ip)
+    return remote, arriving
 
 
 @dataclass
@@ -152,13 +179,9 @@ class _Walk:
             self.notes.append(f"{packet.node}: br0 sends copies to ports {ports}; "
                               f"following port {ports[0]}")
         port = ports[0]
-        final = result.final_flow
-        moved = replace(packet, nw_src=IPv4Address(final.get("nw_src", str(packet.nw_src))),
-                        nw_dst=IPv4Address(final.get("nw_dst", str(packet.nw_dst))),
-                        dl_dst=final.get("dl_dst", packet.dl_dst),
-                        dl_src=final.get("dl_src", packet.dl_src))
         if port == VXLAN_OFPORT:
-            return self.tunnel(hop, moved, result)
+            return self.tunnel(hop, packet, result)
+        moved = packet.leaving(result)
         if port == TUN0_OFPORT:
             hop.outcome = "output to tun0 (port 2): into the node's host network stack"
             mark = result.field("pkt_mark")
@@ -198,16 +221,15 @@ class _Walk:
                     registers, s.pass_index)
 
     def tunnel(self, hop: Hop, packet: Packet, result: TraceResult) -> Packet | _Ending:
+        remote, arriving = across_tunnel(self.topology, packet, result)
         dst = result.tunnel.get("dst", "")
-        tun_id = int(result.tunnel.get("tun_id", "0"), 0)
-        remote = self.node_by_ip(dst)
         hop.outcome = (f"output to vxlan0 (port 1): VXLAN to {dst}"
-                       f"{' (' + remote.host + ')' if remote else ''}, tun_id=0x{tun_id:x}")
+                       f"{' (' + remote.host + ')' if remote else ''}, "
+                       f"tun_id=0x{arriving.tun_id or 0:x}")
         if remote is None:
             return _Ending("left the cluster", f"tunnelled from {packet.node} to {dst}, "
                            "which is not a node", f"VXLAN to {dst}, not a node")
-        return replace(packet, node=remote.host, in_port=VXLAN_OFPORT, tun_id=tun_id,
-                       tun_src=self.hs(packet.node).host_ip)
+        return arriving
 
     # -- drops -------------------------------------------------------------------------------
     def drop(self, packet: Packet, result: TraceResult) -> _Ending:
@@ -611,4 +633,4 @@ def _branch(topology: Topology, src: Endpoint, dst: Endpoint, proto: str, tracer
                        ending.drop_table, ending.delivered_to, walk.notes)
 
 
-__all__ = ["MAX_PASSES", "Packet", "explain", "explain_flow"]
+__all__ = ["MAX_PASSES", "Packet", "across_tunnel", "explain", "explain_flow"]
