@@ -30,15 +30,21 @@ def test_svg_screenshot_as_a_person_sees_it(tmp_path) -> None:
     assert b"br0 of node2.ocp.cn under multitenant" in svg
     width, height = svg_size(svg)
     assert 800 <= width <= 6000 and 300 <= height <= 3000, (width, height)
+    looks_like_a_picture(svg_path, png_path)
+
+
+def looks_like_a_picture(svg_path: Path, png_path: Path) -> Image.Image:
+    """Chromium's screenshot of the SVG: at the SVG's size, some ink, several colours."""
+    width, height = svg_size(svg_path.read_bytes())
     screenshot(svg_path, png_path)
-    with Image.open(png_path) as image:
-        assert image.size == (width, height)
-        grey = image.convert("L")
-        histogram = grey.histogram()
+    image = Image.open(png_path).convert("RGB")
+    assert image.size == (width, height)
+    histogram = image.convert("L").histogram()
     inked = sum(histogram[:200]) / (width * height)  # pixels clearly darker than paper
     assert 0.01 < inked < 0.5, f"{inked:.3f} of the picture is ink"
-    colours = len(Image.open(png_path).convert("RGB").getcolors(1 << 20) or ())
+    colours = len(image.getcolors(1 << 20) or ())
     assert colours > 20  # text, blue ports, grey counts: not a flat image
+    return image
 
 
 def test_pipeline_cli_errors(tmp_path, capsys) -> None:
@@ -82,6 +88,12 @@ def test_explain_through_a_service_across_nodes(tmp_path) -> None:
         ("n1:in-vxlan0", "n1:0"), ("n1:0", "n1:10"), ("n1:10", "n1:30"), ("n1:30", "n1:70"),
         ("n1:70", "n1:80"), ("n1:80", "n1:out-pods")}
     assert tables_in_svg(svg.read_bytes()) == {int(t) for t in Table}
+    image = looks_like_a_picture(svg, tmp_path / "path.png")
+    red = 0
+    for count, colour in image.getcolors(1 << 24) or ():
+        r, g, b = colour  # type: ignore[misc]  # RGB: a tuple, whatever the stubs say
+        red += count if r > 180 and g < 90 and b < 90 else 0
+    assert red > 500, f"{red} red pixels: the path does not show"
 
 
 def test_explain_drop_is_marked_on_its_node(tmp_path) -> None:
