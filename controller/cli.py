@@ -1,9 +1,10 @@
-"""`osdn`: check a cluster definition, render a node's flows, explain a packet's fate.
+"""`osdn`: check a cluster definition, render a node's flows, explain a packet's fate,
+compare a node's saved flows with the render (diff), draw a node's pipeline.
 
 Further command groups (the emulation lab's `osdn cluster` and `osdn demo`) plug in through
 the `osdn.commands` entry-point group: each entry point is a function that adds its
 sub-parsers and sets `handler` on them.  The product never imports them; where they are not
-installed (the controller image), `osdn` offers check, render and explain only."""
+installed (the controller image), `osdn` offers the product commands only."""
 
 from __future__ import annotations
 
@@ -64,6 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="kube-proxy's iptables masquerade bit (default 0, as OpenShift 3.x)")
     render.add_argument("--dns", choices=("system", "off"), default="system",
                         help="resolve EgressNetworkPolicy dnsNames (default) or not")
+    diff = with_topology("diff", "compare a node's saved `ovs-ofctl -O OpenFlow13 dump-flows "
+                         "br0` with its render: missing and extra flows by object "
+                         "(exit 0 same, 1 drift, 2 error)")
+    diff.set_defaults(handler=cmd_diff)
+    diff.add_argument("dump", metavar="DUMP", help="the saved dump-flows output ('-': stdin)")
+    diff.add_argument("--node", required=True, help="the HostSubnet's host the dump is from")
+    diff.add_argument("--json", action="store_true", help="print the differences as JSON")
+    diff.add_argument("--masquerade-bit", type=masquerade_bit, default=0, metavar="N",
+                      help="kube-proxy's iptables masquerade bit (default 0)")
+    diff.add_argument("--dns", choices=("system", "off"), default="off",
+                      help="resolve EgressNetworkPolicy dnsNames, or not (default)")
+    picture = with_topology("pipeline", "draw a node's br0 pipeline as SVG (Graphviz): tables, "
+                            "declared edges, ports, flow counts")
+    picture.set_defaults(handler=cmd_pipeline)
+    picture.add_argument("--node", help="the HostSubnet's host (with --explain: also drawn, "
+                         "beside the nodes the packet visits)")
+    picture.add_argument("--svg", required=True, metavar="FILE", help="where to write the SVG")
+    picture.add_argument("--dot", metavar="FILE", help="also write the Graphviz source")
+    picture.add_argument("--explain", nargs=2, metavar=("SRC", "DST"),
+                         help="highlight this packet's path across nodes, as `osdn explain "
+                              "SRC DST` finds it (traced on a private Open vSwitch)")
     explain = with_topology("explain", "why a packet from SRC to DST is delivered or dropped, "
                             "table by table, across nodes")
     explain.set_defaults(handler=cmd_explain, intermixed=True)
@@ -132,6 +154,97 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(flows.to_ofctl())
     return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """0: the node holds exactly the render; 1: drift; 2: the input is bad."""
+    import json
+
+    from controller.drift import compare, port_names
+    from controller.ovs.flowdump import DumpError, parse_flow_dump
+    topology = load(args.paths, args.plugin)
+    if topology is None:
+        return 2
+    resolver = resolve_now(dns_query()) if args.dns == "system" else no_dns
+    try:
+        rendered = compile_node(topology, args.node, Settings(args.masquerade_bit, resolver))
+    except UnknownNode as error:
+        print(f"osdn diff: --node: {error.args[0]}", file=sys.stderr)
+        return 2
+    try:
+        if args.dump == "-":
+            text, source = sys.stdin.read(), "<stdin>"
+        else:
+            with open(args.dump, encoding="utf-8") as file:
+                text, source = file.read(), args.dump
+        dumped = parse_flow_dump(text, source, port_names(topology, args.node))
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"osdn diff: {args.dump}: {error}", file=sys.stderr)
+        return 2
+    except DumpError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(error.problems)} problem(s) in {args.dump}; nothing compared",
+              file=sys.stderr)
+        return 2
+    drift = compare(topology, rendered, dumped)
+    if args.json:
+        print(json.dumps(drift.as_dict(), indent=2))
+    else:
+        sys.stdout.write(drift.to_text())
+    return 0 if drift.same else 1
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from controller.picture import PictureError, pipeline_dot, render_svg
+    if args.node is None and args.explain is None:
+        print("osdn pipeline: give --node NAME, --explain SRC DST, or both", file=sys.stderr)
+        return 2
+    topology = load(args.paths, args.plugin)
+    if topology is None:
+        return 1
+    highlight = None
+    if args.explain is not None:
+        highlight = _explained(topology, *args.explain)
+        if highlight is None:
+            return 1
+    hosts = list(dict.fromkeys([host for host, _ in (highlight.path if highlight else ())]
+                               + ([args.node] if args.node else [])))
+    try:
+        flows = {host: compile_node(topology, host, Settings(resolver=no_dns)) for host in hosts}
+    except UnknownNode as error:
+        print(f"osdn pipeline: --node: {error.args[0]}", file=sys.stderr)
+        return 1
+    dot_text = pipeline_dot(topology, flows, highlight)
+    try:
+        svg = render_svg(dot_text)
+    except PictureError as error:
+        print(f"osdn pipeline: {error}", file=sys.stderr)
+        return 1
+    try:
+        if args.dot:
+            with open(args.dot, "w", encoding="utf-8") as file:
+                file.write(dot_text)
+        with open(args.svg, "wb") as binary:
+            binary.write(svg)
+    except OSError as error:
+        print(f"osdn pipeline: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _explained(topology: Topology, src: str, dst: str) -> Any:
+    """The picture's `Highlight` of `osdn explain SRC DST`, or None after printing why not."""
+    from controller.explain import EndpointError, ScratchTracer, explain
+    from controller.ovs.ovscommands import OvsError
+    from controller.picture import highlight_of
+    settings = Settings(resolver=no_dns)
+    try:
+        with ScratchTracer(topology, settings) as tracer:
+            return highlight_of(explain(topology, src, dst, tracer, settings))
+    except (EndpointError, OvsError) as error:
+        print(f"osdn pipeline: --explain: {error}", file=sys.stderr)
+        return None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

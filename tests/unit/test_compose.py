@@ -290,8 +290,9 @@ def test_every_product_directory_is_a_package() -> None:
 
 def test_product_runs_without_the_lab(tmp_path: Path) -> None:
     """What the image holds (controller/, topology/ and the installed dependencies, but not
-    lab/, bench/ or tests/) imports the os-ken app and offers `osdn check|render|explain`: the lab's
-    entry points are listed by the installed metadata but cannot load, and are left out."""
+    lab/, bench/ or tests/) imports the os-ken app and offers the product's commands
+    (`osdn check|render|diff|pipeline|explain`): the lab's entry points are listed by the installed
+    metadata but cannot load, and are left out."""
     for package in PRODUCT:
         shutil.copytree(REPO / package, tmp_path / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -313,4 +314,4 @@ except SystemExit:
     proc = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True,
                           cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "{check,render,explain}" in proc.stdout, proc.stdout
+    assert "{check,render,diff,pipeline,explain}" in proc.stdout, proc.stdout

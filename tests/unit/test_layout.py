@@ -34,6 +34,9 @@ RULES: dict[str, tuple[str, ...]] = {
                              "controller.ovs.privateovs"),
     "controller.ovs.flowdump": ("subprocess", "socket", "controller.ovs.ovscommands",
                                 "controller.ovs.privateovs"),
+    # drift against a saved dump: offline, on a copy of a node's dump
+    "controller.drift": ("subprocess", "socket", "os_ken", "controller.ovs.ovscommands",
+                         "controller.ovs.privateovs", "controller.openflow"),
 }
 
 
