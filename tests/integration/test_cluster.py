@@ -43,11 +43,12 @@ import pytest
 import yaml
 
 from controller.compiler import Settings, compile_node
+from controller.explain import Explanation, ScratchTracer, Tracer, explain
 from controller.ovs.netns import in_netns
 from controller.ovs.ovscommands import OvsCommands
 from lab.cluster import ops
 from lab.cluster.build import ClusterBuilder
-from lab.cluster.state import Ledger
+from lab.cluster.state import Ledger, load_cluster
 from lab.policy_oracle import plugin_allows, policy_allows, vnids_allow
 from lab.probe import (
     Listeners,
@@ -210,10 +211,12 @@ def build(tmp: Path, plugin: str, prefix: str, drop: tuple[str, ...] = (),
 # ------------------------------------------------------------------------------ probing
 
 def check_matrix(cluster: Cluster, expect: Callable[[Pod, Pod, int | None], bool],
-                 ports: tuple[int, ...] = (8080,)) -> set[bool]:
+                 ports: tuple[int, ...] = (8080,),
+                 detail: Callable[[Pod, Pod, int | None], str] | None = None) -> set[bool]:
     """Ping and TCP on `ports` for every ordered pod pair, all at once; assert each outcome.
     A TCP success must be answered by the destination pod itself.  Returns the outcomes
-    seen (a guard that the matrix proves something)."""
+    seen (a guard that the matrix proves something).  `detail` adds to each wrong outcome's
+    line why it was expected."""
     pods = cluster.pods
     cases: dict[str, list[tuple[Pod, int | None]]] = {}
     probes: dict[str, list[dict[str, Any]]] = {}
@@ -237,7 +240,8 @@ def check_matrix(cluster: Cluster, expect: Callable[[Pod, Pod, int | None], bool
             if not ok:
                 what = "ping" if port is None else f"tcp/{port}"
                 wrong.append(f"{src.key} ({src.node}) -> {dst.key} ({dst.node}) {what}: "
-                             f"expected {'open' if want else 'closed'}, got {got!r}")
+                             f"expected {'open' if want else 'closed'}, got {got!r}"
+                             + (f"\n    {detail(src, dst, port)}" if detail else ""))
     total = sum(map(len, probes.values()))
     print(f"{total} probes in {elapsed:.1f} s")
     assert not wrong, f"{len(wrong)} of {total} probes wrong:\n" + "\n".join(sorted(wrong))
@@ -347,6 +351,79 @@ def check_services(cluster: Cluster, open_: Callable[[Topology, Pod, Pod], bool]
     assert all(reached.get(name) == nodes for name in names), reached
 
 
+# ------------------------------------------------------------------------------ explain
+
+Probe = tuple[str, str, int | None]  # source pod, destination pod, TCP port (None: the ping)
+
+
+def probe_dst(dst: Pod, port: int | None) -> str:
+    """`osdn explain`'s DST for one probe of `check_matrix`: the ping is an ICMP echo, the
+    other probes are TCP connections to `port`."""
+    return f"{dst.key}/icmp" if port is None else f"{dst.key}:{port}/tcp"
+
+
+def explain_probes(topology: Topology, tracer: Tracer, pods: list[Pod],
+                   ports: tuple[int, ...]) -> dict[Probe, Explanation]:
+    """The explanation of every probe `check_matrix(ports=ports)` sends."""
+    return {(s.key, d.key, port): explain(topology, s.key, probe_dst(d, port), tracer, NO_DNS)
+            for s, d in itertools.permutations(pods, 2) for port in (None, *ports)}
+
+
+def unexplained(explanations: dict[Probe, Explanation]) -> list[str]:
+    """What the explanations of pod-to-pod probes leave unsaid: a drop without its node,
+    table or reason, a delivery to anyone but the destination pod, any other verdict."""
+    problems = []
+    for (src, dst, port), e in explanations.items():
+        what = f"{src} -> {dst} {'ping' if port is None else f'tcp/{port}'}: {e.verdict}"
+        if e.verdict == "dropped":
+            missing = [name for name, value in (("node", e.drop_node), ("table", e.drop_table),
+                                                ("reason", e.reason)) if value in (None, "")]
+            if missing:
+                problems.append(f"{what} without its {', '.join(missing)}: {e.sentence}")
+        elif e.verdict != "delivered" or e.delivered_to is None \
+                or e.delivered_to.pod != dst:
+            problems.append(f"{what} to {e.delivered_to!r}: {e.sentence}")
+    return problems
+
+
+def verdicts(explanations: dict[Probe, Explanation]) -> dict[Probe, tuple[Any, ...]]:
+    """What two tracers must agree on: the verdict, and where a packet is dropped."""
+    return {k: (e.verdict, e.drop_node, e.drop_table) for k, e in explanations.items()}
+
+
+def check_explained(cluster: Cluster, ports: tuple[int, ...] = (8080,)) -> set[bool]:
+    """Issue 13's Done-means on the emulated cluster: for every probe of `check_matrix`, the
+    explanation traced offline (the topology's rendered flows in throwaway bridges) is
+    well said (`unexplained`), the one traced on the cluster's real bridges
+    (`ops.ClusterTracer`) has the same verdicts and drops, and the real packets agree with
+    it: delivered <=> the ping answered / the TCP connection answered by the pod itself."""
+    topology = cluster.topology
+    started = time.monotonic()
+    with ScratchTracer(topology, NO_DNS) as tracer:
+        offline = explain_probes(topology, tracer, cluster.pods, ports)
+    offline_s = time.monotonic() - started
+    started = time.monotonic()
+    live = explain_probes(topology, ops.ClusterTracer(load_cluster(cluster.state)),
+                          cluster.pods, ports)
+    print(f"{len(offline)} probes explained offline in {offline_s:.1f} s, on the cluster's "
+          f"bridges in {time.monotonic() - started:.1f} s; "
+          f"{sum(e.verdict == 'delivered' for e in offline.values())} delivered")
+    problems = unexplained(offline) + [f"live: {p}" for p in unexplained(live)]
+    assert not problems, "\n".join(problems)
+    offline_v, live_v = verdicts(offline), verdicts(live)
+    differ = [f"{k}: offline {offline_v[k]}, live {live_v[k]}\n  offline: "
+              f"{offline[k].sentence}\n  live: {live[k].sentence}"
+              for k in offline if offline_v[k] != live_v[k]]
+    assert not differ, "\n".join(differ)
+
+    def detail(src: Pod, dst: Pod, port: int | None) -> str:
+        e = offline[src.key, dst.key, port]
+        return f"explain: {e.sentence}\n    path: {e.path()}"
+
+    return check_matrix(cluster, lambda s, d, p: offline[s.key, d.key, p].verdict == "delivered",
+                        ports, detail)
+
+
 # ------------------------------------------------------------------------------ ovs-subnet
 
 class TestSubnet:
@@ -357,6 +434,9 @@ class TestSubnet:
 
     def test_all_pairs_open(self, cluster: Cluster) -> None:
         assert check_matrix(cluster, lambda s, d, p: True) == {True}
+
+    def test_explain_agrees_with_packets(self, cluster: Cluster) -> None:
+        assert check_explained(cluster) == {True}
 
     def test_services_from_every_node(self, cluster: Cluster) -> None:
         check_services(cluster, plugin_allows)
@@ -431,6 +511,9 @@ class TestMultitenant:
                  for s, d in itertools.permutations(cluster.pods, 2)}
         assert len(kinds) == 4  # open and isolated pairs, on one node and across nodes
         check_matrix(cluster, lambda s, d, p: vnids_allow(topology, s, d))
+
+    def test_explain_agrees_with_packets(self, cluster: Cluster) -> None:
+        assert check_explained(cluster) == {True, False}
 
     def test_egress_ip_seen_from_outside(self, cluster: Cluster) -> None:
         topology = cluster.topology
@@ -650,6 +733,12 @@ class TestNetworkPolicy:
         cluster.edit(self.policies())
         assert len(cluster.topology.network_policies) == 4
         assert self.check(cluster) == {True, False}
+
+    def test_explain_agrees_with_packets(self, cluster: Cluster) -> None:
+        """With the example's policies (the previous test's state; set here when run alone)."""
+        if len(cluster.topology.network_policies) != 4:
+            cluster.edit(self.policies())
+        assert check_explained(cluster, ports=(8080, 5432)) == {True, False}
 
     def test_a_shared_vnid_shares_policy_state(self, cluster: Cluster) -> None:
         """analytics given backend's netid: 3.11 keeps policy state per VNID, so backend's
