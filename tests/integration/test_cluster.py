@@ -657,6 +657,8 @@ class TestMultitenant:
                 def expect(s: Pod, d: Pod, p: int | None, t: Topology = topology) -> bool:
                     return vnids_allow(t, s, d)
                 assert check_matrix(cluster, expect) == {True, False}
+                # the explanation follows the live change (flows and files) as well
+                assert check_explained(cluster) == {True, False}
         finally:
             cluster.edit(lambda d: write_atomic(d / "network.yaml", original))
         check_matrix(cluster, lambda s, d, p: vnids_allow(cluster.topology, s, d))
@@ -766,3 +768,4 @@ class TestNetworkPolicy:
         web = next(p for p in cluster.pods if p.namespace == "frontend")
         assert analytics and not any(policy_allows(topology, web, p, 8080) for p in analytics)
         assert self.check(cluster) == {True, False}
+        assert check_explained(cluster, ports=(8080, 5432)) == {True, False}
