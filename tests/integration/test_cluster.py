@@ -27,6 +27,7 @@ Expected outcomes are computed from the topology as `topology.load.load_topology
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.cli import main as cli_main
 from controller.compiler import Settings, compile_node
 from controller.explain import Explanation, ScratchTracer, Tracer, explain
 from controller.ovs.netns import in_netns
@@ -526,6 +528,30 @@ class TestMultitenant:
 
     def test_explain_agrees_with_packets(self, cluster: Cluster) -> None:
         assert check_explained(cluster) == {True, False}
+
+    def test_cluster_explain_command(self, cluster: Cluster,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+        """`osdn cluster explain` on the running cluster: an isolated pair across nodes (the
+        drop on the destination's node, at table 80, with its reason, as JSON), an open
+        one (text), a DST that names nothing (exit 1, the name in the message)."""
+        web = {p.node: p.key for p in cluster.pods if p.namespace == "frontend"}
+        docs = next(p for p in cluster.pods if p.namespace == "shared" and p.node == "node-b")
+        state = ["--state-dir", str(cluster.state)]
+        assert cli_main(["cluster", "explain", *state, web["node-a"], f"{docs.key}:8080",
+                         "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert (data["verdict"], data["drop_node"], data["drop_table"]) == (
+            "dropped", "node-b", 80)
+        assert "isolated" in data["reason"] and "frontend" in data["reason"], data["reason"]
+        assert [h["node"] for h in data["hops"]] == ["node-a", "node-b"]
+        assert any("emulated cluster's bridges" in n for n in data["notes"]), data["notes"]
+        assert cli_main(["cluster", "explain", *state, web["node-a"],
+                         f"{web['node-b']}:8080/tcp"]) == 0
+        text = capsys.readouterr().out
+        assert f"Verdict: delivered: delivered to Pod {web['node-b']}" in text, text
+        assert cli_main(["cluster", "explain", *state, web["node-a"], "frontend/nosuch"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("osdn cluster explain: ") and "frontend/nosuch" in err, err
 
     def test_egress_ip_seen_from_outside(self, cluster: Cluster) -> None:
         topology = cluster.topology
