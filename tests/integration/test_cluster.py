@@ -21,7 +21,8 @@ run concurrently from inside the pod namespaces (`clusterprobe probe`):
   Pod<->pod traffic goes through OVS's conntrack in both directions, so policy is real there.
 
 Expected outcomes are computed from the topology as `topology.load.load_topology` reads the
-(edited) files, never from the flows.
+(edited) files, never from the flows; except in `check_explained`, where the expectation is
+`osdn explain`'s verdict (issue 13's Done-means: it must agree with the real packets).
 """
 
 from __future__ import annotations
