@@ -50,7 +50,7 @@ from controller.explain import Explanation, ScratchTracer, Tracer, explain
 from controller.ovs.netns import in_netns
 from controller.ovs.ovscommands import OvsCommands
 from lab.cluster import ops
-from lab.cluster.build import ClusterBuilder
+from lab.cluster.build import ClusterBuilder, underlay_mac
 from lab.cluster.state import Ledger, load_cluster
 from lab.policy_oracle import plugin_allows, policy_allows, vnids_allow
 from lab.probe import (
@@ -553,6 +553,27 @@ class TestMultitenant:
         assert cli_main(["cluster", "explain", *state, web["node-a"], "frontend/nosuch"]) == 1
         err = capsys.readouterr().err
         assert err.startswith("osdn cluster explain: ") and "frontend/nosuch" in err, err
+
+    def test_live_explain_waits_out_a_tunnel_neighbour_miss(self, cluster: Cluster) -> None:
+        """node-a's userspace tunnel forgets node-b's VTEP MAC (as OVS ages it out after
+        minutes without traffic): a bare trace then drops after br0's output to vxlan0, the
+        cluster tracer's explanation still follows the packet to node-b."""
+        web = next(p for p in cluster.pods if p.namespace == "frontend" and p.node == "node-a")
+        peer = next(p for p in cluster.pods if p.namespace == "frontend" and p.node == "node-b")
+        node_b = cluster.topology.host_subnet("node-b")
+        assert node_b is not None
+        ovs, tracer = cluster.ovs("node-a"), ops.ClusterTracer(load_cluster(cluster.state))
+        try:
+            ovs.appctl("tnl/neigh/flush")
+            e = explain(cluster.topology, web.key, f"{peer.key}:8080", tracer, NO_DNS)
+            assert e.verdict == "delivered" and e.delivered_to is not None \
+                and e.delivered_to.pod == peer.key, e.text()
+            ovs.appctl("tnl/neigh/flush")
+            bare = ovs.trace("br0", e.hops[0].input)
+            assert bare.dropped and "neighbor cache miss" in bare.raw, bare.raw
+        finally:
+            ovs.appctl("tnl/neigh/set", "br-phy", str(node_b.host_ip),
+                       underlay_mac(node_b.host_ip))
 
     def test_egress_ip_seen_from_outside(self, cluster: Cluster) -> None:
         topology = cluster.topology
