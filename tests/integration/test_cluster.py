@@ -433,6 +433,46 @@ def check_explained(cluster: Cluster, ports: tuple[int, ...] = (8080,),
                         ports, detail)
 
 
+def check_explained_services(cluster: Cluster) -> None:
+    """`check_services` with `osdn explain svc/NAMESPACE/NAME:PORT` as the expectation (the
+    host side's DNAT modelled, then br0 again), offline and on the cluster's bridges: each
+    backend the DNAT may pick (the explanation's branches) gets the same verdict, and a
+    client gets an answer from a backend exactly when the explanation says delivered."""
+    topology = cluster.topology
+    live_tracer = ops.ClusterTracer(load_cluster(cluster.state))
+    service_of: dict[str, str] = {}  # backend pod -> its Service's DST
+    said: dict[tuple[str, str], Explanation] = {}
+    problems = []
+    with ScratchTracer(topology, NO_DNS) as scratch:
+        for namespace, name in SERVICES:
+            svc = next(s for s in topology.services
+                       if (s.namespace, s.name) == (namespace, name))
+            port = next(p for p in svc.ports if p.protocol == "TCP")
+            dst = f"svc/{namespace}/{name}:{port.port}"
+            backends = {p.key for p in cluster.pods if p.namespace == namespace
+                        and all(p.label_map.get(k) == v for k, v in svc.selector)}
+            service_of.update(dict.fromkeys(backends, dst))
+            for client in cluster.pods:
+                offline = explain(topology, client.key, dst, scratch, NO_DNS)
+                live = explain(topology, client.key, dst, live_tracer, NO_DNS)
+                said[client.key, dst] = offline
+                every = [offline, *offline.branches]
+                if {e.verdict for e in every} != {live.verdict}:
+                    problems.append(f"{client.key} -> {dst}: offline "
+                                    f"{[e.sentence for e in every]}, live {live.sentence}")
+                for e in every:
+                    if e.verdict == "dropped" and not (e.drop_node and e.reason):
+                        problems.append(f"{client.key} -> {dst}: {e.sentence}")
+                    if e.verdict == "delivered" and (e.delivered_to is None
+                                                     or e.delivered_to.pod not in backends):
+                        problems.append(f"{client.key} -> {dst}: {e.sentence}")
+    assert not problems, "\n".join(problems)
+    print(f"{len(said)} Service probes explained; "
+          f"{sum(e.verdict == 'delivered' for e in said.values())} delivered")
+    check_services(cluster, lambda t, client, backend: said[
+        client.key, service_of[backend.key]].verdict == "delivered")
+
+
 # ------------------------------------------------------------------------------ ovs-subnet
 
 class TestSubnet:
@@ -449,6 +489,9 @@ class TestSubnet:
 
     def test_services_from_every_node(self, cluster: Cluster) -> None:
         check_services(cluster, plugin_allows)
+
+    def test_explain_agrees_with_services(self, cluster: Cluster) -> None:
+        check_explained_services(cluster)
 
     def test_outside_sees_node_ips(self, cluster: Cluster) -> None:
         seen = seen_from_outside(cluster, cluster.pods)
@@ -589,6 +632,9 @@ class TestMultitenant:
 
     def test_services_follow_vnids(self, cluster: Cluster) -> None:
         check_services(cluster, vnids_allow)
+
+    def test_explain_agrees_with_services(self, cluster: Cluster) -> None:
+        check_explained_services(cluster)
 
     def test_forged_frames_are_dropped_and_counted(self, cluster: Cluster) -> None:
         """From one pod per node (the nodes at once, the frames of a node one after the other,
