@@ -1,4 +1,4 @@
-"""The lab's `osdn` commands: `osdn cluster up|down|status|exec|trace` and `osdn demo`.
+"""The lab's `osdn` commands: `osdn cluster up|down|status|exec|trace|explain` and `osdn demo`.
 
 Registered in the `osdn.commands` entry-point group (setup.cfg), so that the product's
 `controller.cli` offers them when the lab is installed without importing it."""
@@ -6,6 +6,7 @@ Registered in the `osdn.commands` entry-point group (setup.cfg), so that the pro
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -56,6 +57,15 @@ def add_cluster_commands(sub: Any) -> None:
     tr = add("trace", "ofproto/trace a TCP packet from a pod on its node's br0")
     tr.add_argument("pod", metavar="NAMESPACE/POD")
     tr.add_argument("dest", metavar="DEST", help="a pod, a service NAMESPACE/NAME:PORT or an IP")
+    xp = add("explain", "why a packet from SRC to DST is delivered or dropped, as `osdn "
+                        "explain` says it, traced on the running nodes' own br0")
+    xp.add_argument("src", metavar="SRC", help="a pod NAMESPACE/NAME, a node, external[:IP] "
+                                               "or an IP")
+    xp.add_argument("dst", metavar="DST[:PORT][/PROTO]",
+                    help="the same, or a Service svc/NAMESPACE/NAME[:PORT]; PROTO tcp, udp or "
+                         "icmp")
+    xp.add_argument("--json", action="store_true", help="the explanation as JSON")
+    xp.add_argument("--raw", action="store_true", help="also print ofproto/trace's text")
 
 
 def network(text: str) -> IPv4Network:
@@ -99,6 +109,13 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                 print("osdn cluster exec: give a command after --", file=sys.stderr)
                 return 2
             return ops.exec_in(args.state_dir, args.target, command)
+        if args.cluster_command == "explain":
+            explanation = ops.explain(args.state_dir, args.src, args.dst)
+            if args.json:
+                print(json.dumps(explanation.to_json(), indent=2))
+            else:
+                sys.stdout.write(explanation.text(raw=args.raw))
+            return 0
         print(ops.trace(args.state_dir, args.pod, args.dest).raw)
         return 0
     except (BuildError, LabUsageError) as error:

@@ -21,12 +21,14 @@ run concurrently from inside the pod namespaces (`clusterprobe probe`):
   Pod<->pod traffic goes through OVS's conntrack in both directions, so policy is real there.
 
 Expected outcomes are computed from the topology as `topology.load.load_topology` reads the
-(edited) files, never from the flows.
+(edited) files, never from the flows; except in `check_explained`, where the expectation is
+`osdn explain`'s verdict (issue 13's Done-means: it must agree with the real packets).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -42,12 +44,14 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.cli import main as cli_main
 from controller.compiler import Settings, compile_node
+from controller.explain import Explanation, ScratchTracer, Tracer, explain
 from controller.ovs.netns import in_netns
 from controller.ovs.ovscommands import OvsCommands
 from lab.cluster import ops
-from lab.cluster.build import ClusterBuilder
-from lab.cluster.state import Ledger
+from lab.cluster.build import ClusterBuilder, underlay_mac
+from lab.cluster.state import Ledger, load_cluster
 from lab.policy_oracle import plugin_allows, policy_allows, vnids_allow
 from lab.probe import (
     Listeners,
@@ -210,10 +214,12 @@ def build(tmp: Path, plugin: str, prefix: str, drop: tuple[str, ...] = (),
 # ------------------------------------------------------------------------------ probing
 
 def check_matrix(cluster: Cluster, expect: Callable[[Pod, Pod, int | None], bool],
-                 ports: tuple[int, ...] = (8080,)) -> set[bool]:
+                 ports: tuple[int, ...] = (8080,),
+                 detail: Callable[[Pod, Pod, int | None], str] | None = None) -> set[bool]:
     """Ping and TCP on `ports` for every ordered pod pair, all at once; assert each outcome.
     A TCP success must be answered by the destination pod itself.  Returns the outcomes
-    seen (a guard that the matrix proves something)."""
+    seen (a guard that the matrix proves something).  `detail` adds to each wrong outcome's
+    line why it was expected."""
     pods = cluster.pods
     cases: dict[str, list[tuple[Pod, int | None]]] = {}
     probes: dict[str, list[dict[str, Any]]] = {}
@@ -237,7 +243,8 @@ def check_matrix(cluster: Cluster, expect: Callable[[Pod, Pod, int | None], bool
             if not ok:
                 what = "ping" if port is None else f"tcp/{port}"
                 wrong.append(f"{src.key} ({src.node}) -> {dst.key} ({dst.node}) {what}: "
-                             f"expected {'open' if want else 'closed'}, got {got!r}")
+                             f"expected {'open' if want else 'closed'}, got {got!r}"
+                             + (f"\n    {detail(src, dst, port)}" if detail else ""))
     total = sum(map(len, probes.values()))
     print(f"{total} probes in {elapsed:.1f} s")
     assert not wrong, f"{len(wrong)} of {total} probes wrong:\n" + "\n".join(sorted(wrong))
@@ -347,6 +354,125 @@ def check_services(cluster: Cluster, open_: Callable[[Topology, Pod, Pod], bool]
     assert all(reached.get(name) == nodes for name in names), reached
 
 
+# ------------------------------------------------------------------------------ explain
+
+Probe = tuple[str, str, int | None]  # source pod, destination pod, TCP port (None: the ping)
+
+
+def probe_dst(dst: Pod, port: int | None) -> str:
+    """`osdn explain`'s DST for one probe of `check_matrix`: the ping is an ICMP echo, the
+    other probes are TCP connections to `port`."""
+    return f"{dst.key}/icmp" if port is None else f"{dst.key}:{port}/tcp"
+
+
+def explain_probes(topology: Topology, tracer: Tracer, pods: list[Pod],
+                   ports: tuple[int, ...], sources: Callable[[Pod], bool] = lambda pod: True
+                   ) -> dict[Probe, Explanation]:
+    """The explanation of every probe `check_matrix(ports=ports)` sends (from `sources`)."""
+    return {(s.key, d.key, port): explain(topology, s.key, probe_dst(d, port), tracer, NO_DNS)
+            for s, d in itertools.permutations(pods, 2) if sources(s)
+            for port in (None, *ports)}
+
+
+def unexplained(explanations: dict[Probe, Explanation]) -> list[str]:
+    """What the explanations of pod-to-pod probes leave unsaid: a drop without its node,
+    table or reason, a delivery to anyone but the destination pod, any other verdict."""
+    problems = []
+    for (src, dst, port), e in explanations.items():
+        what = f"{src} -> {dst} {'ping' if port is None else f'tcp/{port}'}: {e.verdict}"
+        if e.verdict == "dropped":
+            missing = [name for name, value in (("node", e.drop_node), ("table", e.drop_table),
+                                                ("reason", e.reason)) if value in (None, "")]
+            if missing:
+                problems.append(f"{what} without its {', '.join(missing)}: {e.sentence}")
+        elif e.verdict != "delivered" or e.delivered_to is None \
+                or e.delivered_to.pod != dst:
+            problems.append(f"{what} to {e.delivered_to!r}: {e.sentence}")
+    return problems
+
+
+def verdicts(explanations: dict[Probe, Explanation]) -> dict[Probe, tuple[Any, ...]]:
+    """What two tracers must agree on: the verdict, where a packet is dropped or delivered."""
+    return {k: (e.verdict, e.drop_node, e.drop_table, e.delivered_to and e.delivered_to.pod)
+            for k, e in explanations.items()}
+
+
+def check_explained(cluster: Cluster, ports: tuple[int, ...] = (8080,),
+                    offline_sources: Callable[[Pod], bool] = lambda pod: True) -> set[bool]:
+    """Issue 13's Done-means on the emulated cluster: for every probe of `check_matrix`, the
+    explanation traced offline (the topology's rendered flows in throwaway bridges) is
+    well said (`unexplained`), the one traced on the cluster's real bridges
+    (`ops.ClusterTracer`) too, with the same verdicts and drops, and the real packets agree
+    with them: delivered <=> the ping answered / the TCP connection answered by the pod
+    itself.  Probes from pods outside `offline_sources` are explained live only."""
+    topology = cluster.topology
+    started = time.monotonic()
+    with ScratchTracer(topology, NO_DNS) as tracer:
+        offline = explain_probes(topology, tracer, cluster.pods, ports, offline_sources)
+    offline_s = time.monotonic() - started
+    started = time.monotonic()
+    live = explain_probes(topology, ops.ClusterTracer(load_cluster(cluster.state)),
+                          cluster.pods, ports)
+    print(f"{len(live)} probes explained on the cluster's bridges in "
+          f"{time.monotonic() - started:.1f} s, {len(offline)} of them offline in "
+          f"{offline_s:.1f} s; {sum(e.verdict == 'delivered' for e in live.values())} "
+          "delivered")
+    problems = unexplained(offline) + [f"live: {p}" for p in unexplained(live)]
+    assert not problems, "\n".join(problems)
+    offline_v, live_v = verdicts(offline), verdicts(live)
+    differ = [f"{k}: offline {offline_v[k]}, live {live_v[k]}\n  offline: "
+              f"{offline[k].sentence}\n  live: {live[k].sentence}"
+              for k in offline if offline_v[k] != live_v[k]]
+    assert not differ, "\n".join(differ)
+
+    def detail(src: Pod, dst: Pod, port: int | None) -> str:
+        e = live[src.key, dst.key, port]
+        return f"explain: {e.sentence}\n    path: {e.path()}"
+
+    return check_matrix(cluster, lambda s, d, p: live[s.key, d.key, p].verdict == "delivered",
+                        ports, detail)
+
+
+def check_explained_services(cluster: Cluster) -> None:
+    """`check_services` with `osdn explain svc/NAMESPACE/NAME:PORT` as the expectation (the
+    host side's DNAT modelled, then br0 again), offline and on the cluster's bridges: each
+    backend the DNAT may pick (the explanation's branches) gets the same verdict, and a
+    client gets an answer from a backend exactly when the explanation says delivered."""
+    topology = cluster.topology
+    live_tracer = ops.ClusterTracer(load_cluster(cluster.state))
+    service_of: dict[str, str] = {}  # backend pod -> its Service's DST
+    said: dict[tuple[str, str], Explanation] = {}
+    problems = []
+    with ScratchTracer(topology, NO_DNS) as scratch:
+        for namespace, name in SERVICES:
+            svc = next(s for s in topology.services
+                       if (s.namespace, s.name) == (namespace, name))
+            port = next(p for p in svc.ports if p.protocol == "TCP")
+            dst = f"svc/{namespace}/{name}:{port.port}"
+            backends = {p.key for p in cluster.pods if p.namespace == namespace
+                        and all(p.label_map.get(k) == v for k, v in svc.selector)}
+            service_of.update(dict.fromkeys(backends, dst))
+            for client in cluster.pods:
+                offline = explain(topology, client.key, dst, scratch, NO_DNS)
+                live = explain(topology, client.key, dst, live_tracer, NO_DNS)
+                said[client.key, dst] = offline
+                every = [offline, *offline.branches]
+                if {e.verdict for e in every} != {live.verdict}:
+                    problems.append(f"{client.key} -> {dst}: offline "
+                                    f"{[e.sentence for e in every]}, live {live.sentence}")
+                for e in every:
+                    if e.verdict == "dropped" and not (e.drop_node and e.reason):
+                        problems.append(f"{client.key} -> {dst}: {e.sentence}")
+                    if e.verdict == "delivered" and (e.delivered_to is None
+                                                     or e.delivered_to.pod not in backends):
+                        problems.append(f"{client.key} -> {dst}: {e.sentence}")
+    assert not problems, "\n".join(problems)
+    print(f"{len(said)} Service probes explained; "
+          f"{sum(e.verdict == 'delivered' for e in said.values())} delivered")
+    check_services(cluster, lambda t, client, backend: said[
+        client.key, service_of[backend.key]].verdict == "delivered")
+
+
 # ------------------------------------------------------------------------------ ovs-subnet
 
 class TestSubnet:
@@ -358,8 +484,14 @@ class TestSubnet:
     def test_all_pairs_open(self, cluster: Cluster) -> None:
         assert check_matrix(cluster, lambda s, d, p: True) == {True}
 
+    def test_explain_agrees_with_packets(self, cluster: Cluster) -> None:
+        assert check_explained(cluster) == {True}
+
     def test_services_from_every_node(self, cluster: Cluster) -> None:
         check_services(cluster, plugin_allows)
+
+    def test_explain_agrees_with_services(self, cluster: Cluster) -> None:
+        check_explained_services(cluster)
 
     def test_outside_sees_node_ips(self, cluster: Cluster) -> None:
         seen = seen_from_outside(cluster, cluster.pods)
@@ -401,6 +533,12 @@ class TestRefusedHostIP:
         outcomes = check_matrix(cluster, lambda s, d, p: "node-c" not in (s.node, d.node))
         assert outcomes == {True, False}
 
+    def test_explain_agrees_with_packets(self, cluster: Cluster) -> None:
+        """node-c's pods are explained on the cluster only: offline, the walk would have to
+        trace node-c's br0 from flows the compiler refuses to render."""
+        assert check_explained(cluster, offline_sources=lambda pod: pod.node != "node-c") \
+            == {True, False}
+
 
 # ------------------------------------------------------------------------------ ovs-multitenant
 
@@ -432,6 +570,54 @@ class TestMultitenant:
         assert len(kinds) == 4  # open and isolated pairs, on one node and across nodes
         check_matrix(cluster, lambda s, d, p: vnids_allow(topology, s, d))
 
+    def test_explain_agrees_with_packets(self, cluster: Cluster) -> None:
+        assert check_explained(cluster) == {True, False}
+
+    def test_cluster_explain_command(self, cluster: Cluster,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+        """`osdn cluster explain` on the running cluster: an isolated pair across nodes (the
+        drop on the destination's node, at table 80, with its reason, as JSON), an open
+        one (text), a DST that names nothing (exit 1, the name in the message)."""
+        web = {p.node: p.key for p in cluster.pods if p.namespace == "frontend"}
+        docs = next(p for p in cluster.pods if p.namespace == "shared" and p.node == "node-b")
+        state = ["--state-dir", str(cluster.state)]
+        assert cli_main(["cluster", "explain", *state, web["node-a"], f"{docs.key}:8080",
+                         "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert (data["verdict"], data["drop_node"], data["drop_table"]) == (
+            "dropped", "node-b", 80)
+        assert "isolated" in data["reason"] and "frontend" in data["reason"], data["reason"]
+        assert [h["node"] for h in data["hops"]] == ["node-a", "node-b"]
+        assert any("emulated cluster's bridges" in n for n in data["notes"]), data["notes"]
+        assert cli_main(["cluster", "explain", *state, web["node-a"],
+                         f"{web['node-b']}:8080/tcp"]) == 0
+        text = capsys.readouterr().out
+        assert f"Verdict: delivered: delivered to Pod {web['node-b']}" in text, text
+        assert cli_main(["cluster", "explain", *state, web["node-a"], "frontend/nosuch"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("osdn cluster explain: ") and "frontend/nosuch" in err, err
+
+    def test_live_explain_waits_out_a_tunnel_neighbour_miss(self, cluster: Cluster) -> None:
+        """node-a's userspace tunnel forgets node-b's VTEP MAC (as OVS ages it out after
+        minutes without traffic): a bare trace then drops after br0's output to vxlan0, the
+        cluster tracer's explanation still follows the packet to node-b."""
+        web = next(p for p in cluster.pods if p.namespace == "frontend" and p.node == "node-a")
+        peer = next(p for p in cluster.pods if p.namespace == "frontend" and p.node == "node-b")
+        ovs, tracer = cluster.ovs("node-a"), ops.ClusterTracer(load_cluster(cluster.state))
+        try:
+            ovs.appctl("tnl/neigh/flush")
+            e = explain(cluster.topology, web.key, f"{peer.key}:8080", tracer, NO_DNS)
+            assert e.verdict == "delivered" and e.delivered_to is not None \
+                and e.delivered_to.pod == peer.key, e.text()
+            ovs.appctl("tnl/neigh/flush")
+            bare = ovs.trace("br0", e.hops[0].input)
+            assert bare.dropped and "neighbor cache miss" in bare.raw, bare.raw
+        finally:  # as `up` seeded them: the next tests' first packets must not be lost
+            for hs in cluster.topology.host_subnets:
+                if hs.host != "node-a":
+                    ovs.appctl("tnl/neigh/set", "br-phy", str(hs.host_ip),
+                               underlay_mac(hs.host_ip))
+
     def test_egress_ip_seen_from_outside(self, cluster: Cluster) -> None:
         topology = cluster.topology
         seen = seen_from_outside(cluster, cluster.pods)
@@ -446,6 +632,9 @@ class TestMultitenant:
 
     def test_services_follow_vnids(self, cluster: Cluster) -> None:
         check_services(cluster, vnids_allow)
+
+    def test_explain_agrees_with_services(self, cluster: Cluster) -> None:
+        check_explained_services(cluster)
 
     def test_forged_frames_are_dropped_and_counted(self, cluster: Cluster) -> None:
         """From one pod per node (the nodes at once, the frames of a node one after the other,
@@ -562,6 +751,8 @@ class TestMultitenant:
                 def expect(s: Pod, d: Pod, p: int | None, t: Topology = topology) -> bool:
                     return vnids_allow(t, s, d)
                 assert check_matrix(cluster, expect) == {True, False}
+                # the explanation follows the live change (flows and files) as well
+                assert check_explained(cluster) == {True, False}
         finally:
             cluster.edit(lambda d: write_atomic(d / "network.yaml", original))
         check_matrix(cluster, lambda s, d, p: vnids_allow(cluster.topology, s, d))
@@ -651,6 +842,12 @@ class TestNetworkPolicy:
         assert len(cluster.topology.network_policies) == 4
         assert self.check(cluster) == {True, False}
 
+    def test_explain_agrees_with_packets(self, cluster: Cluster) -> None:
+        """With the example's policies (the previous test's state; set here when run alone)."""
+        if len(cluster.topology.network_policies) != 4:
+            cluster.edit(self.policies())
+        assert check_explained(cluster, ports=(8080, 5432)) == {True, False}
+
     def test_a_shared_vnid_shares_policy_state(self, cluster: Cluster) -> None:
         """analytics given backend's netid: 3.11 keeps policy state per VNID, so backend's
         deny-all isolates analytics' pods too (no priority-50 allow for the VNID)."""
@@ -665,3 +862,4 @@ class TestNetworkPolicy:
         web = next(p for p in cluster.pods if p.namespace == "frontend")
         assert analytics and not any(policy_allows(topology, web, p, 8080) for p in analytics)
         assert self.check(cluster) == {True, False}
+        assert check_explained(cluster, ports=(8080, 5432)) == {True, False}
