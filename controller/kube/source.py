@@ -193,8 +193,8 @@ class KubeSource:
                 named = {issue.object for issue in error.issues if issue.object}
                 named -= dropped
                 whole = [issue for issue in error.issues if not issue.object]
-                if whole or not named:
-                    raise
+                if whole or not named:  # and why: the objects left out as invalid
+                    raise TopologyError([*error.issues, *self._skipped_issues()]) from None
                 self._reject(error.issues, named)
                 dropped |= named
                 continue
@@ -227,6 +227,9 @@ class KubeSource:
         for gone in self._parsed.keys() - seen:
             del self._parsed[gone]
         return usable
+
+    def _skipped_issues(self) -> list[Issue]:
+        return [issue for entry in self._parsed.values() for issue in entry.parsed.issues]
 
     def _invalid(self, kind: str, issues: Sequence[Issue]) -> None:
         log.warning("skipped an invalid %s from the API:\n%s", kind,

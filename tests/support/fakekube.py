@@ -91,6 +91,7 @@ class FakeApi:
     def delete(self, kind: str, key: str) -> None:
         obj = self.objects[kind].pop(key)
         self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)  # as the API's DELETED event
         self.history.append((self.version, kind, "DELETED", obj))
 
     def fail_next(self, error: BaseException, after_events: int = 0) -> None:
