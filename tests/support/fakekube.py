@@ -71,7 +71,7 @@ class FakeApi:
         self.compacted = 0  # a watch from a version older than this is 410 Gone
         self.failures: list[tuple[int, BaseException]] = []  # (events before, error)
         self.down: BaseException | None = None  # every request fails with it
-        for kind, items in (objects or {}).items():
+        for items in (objects or {}).values():
             for obj in items:
                 self.put(obj, record=False)
 

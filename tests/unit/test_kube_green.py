@@ -1,11 +1,12 @@
 """A watch blocked on its stream does not block the controller's other green threads.
 
-osken-manager patches the standard library with eventlet (`hub.patch(thread=False)` when
-`os_ken.cmd.manager` is imported, which patches socket, select, time, os and subprocess;
-`hub.patch(thread=True)` in its main, which patches threading only), so the urllib3 socket under `KubeClient.watch` is a green socket.  A child process patched the same
-way runs a watch against a server (here, in the test's process) that holds the stream open
-and silent for a while, next to a green thread ticking every 10 ms: the ticks must go on while
-the watch waits."""
+osken-manager patches the standard library with eventlet: `hub.patch(thread=False)` when
+`os_ken.cmd.manager` is imported (socket, select, time, os, subprocess), then
+`hub.patch(thread=True)` in its main (threading).  So the urllib3 socket under
+`KubeClient.watch` is a green socket.  A child process patched the same way runs a watch
+against a server (here, in the test's process) that holds the stream open and silent for a
+while, next to a green thread ticking every 10 ms: the ticks must go on while the watch waits.
+"""
 
 from __future__ import annotations
 
