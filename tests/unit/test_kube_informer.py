@@ -162,7 +162,7 @@ def test_backoff_grows_capped_with_jitter_and_resets_after_a_good_watch() -> Non
 def test_a_watch_that_ends_at_once_without_events_backs_off() -> None:
     api = FakeApi({"Pod": [pod("a", "n1", "10.1.0.2")]})
     seen = Recorder()
-    api.watch = lambda *args, **kwargs: iter(())  # type: ignore[method-assign,assignment]
+    api.watch = lambda *args, **kwargs: iter(())  # type: ignore[method-assign]
     informer = Informer(api, "Pod", seen, metrics=seen, sleep=seen.sleep_then_stop_after(3),
                         backoff=Backoff(first=1.0, random=lambda: 1.0))
     run_until_stop(informer)
