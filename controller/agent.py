@@ -141,8 +141,11 @@ class NodeAgent:
     """Serves the bridges of the topology's nodes (only `settings.node`'s when set)."""
 
     def __init__(self, settings: ControllerSettings, metrics: Metrics, runtime: Runtime,
-                 dns_query: Query | None = None) -> None:
-        """`dns_query`: how dnsNames are resolved; by default as `settings.dns` says."""
+                 dns_query: Query | None = None, kube_client: Any = None) -> None:
+        """`dns_query`: how dnsNames are resolved; by default as `settings.dns` says.
+        `kube_client`: with source = kubernetes, the list/watch to use (`ListWatch`); by
+        default a `KubeClient` of `settings.kubeconfig`."""
+        self._kube_client = kube_client
         self.settings = settings
         self.metrics = metrics
         self.runtime = runtime
@@ -168,7 +171,8 @@ class NodeAgent:
                                    settle=self.settings.watch_settle, clock=self.runtime.clock)
         from controller.kube.client import KubeClient
         from controller.kube.source import KubeSource
-        return KubeSource(KubeClient(self.settings.kubeconfig), self.settings.node, plugin,
+        client = self._kube_client or KubeClient(self.settings.kubeconfig)
+        return KubeSource(client, self.settings.node, plugin,
                           self.metrics, spawn=self.runtime.spawn, sleep=self.runtime.sleep,
                           wake=lambda: self._wake.set())
 

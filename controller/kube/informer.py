@@ -18,7 +18,7 @@ The informer (client-go's reflector, in small):
 
 `on_change(kind, keys)` is called after each change of the store, with the keys that changed.
 The store is read through `snapshot()` (a copy, taken under the lock).  The informer runs in
-whatever thread `run` is called from: a green thread in the controller.
+whatever thread `list_watch_loop` is called from: a green thread in the controller.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class Informer:
 
     # ------------------------------------------------------------------ watch
 
-    def run(self) -> None:
+    def list_watch_loop(self) -> None:
         """List (unless `sync` already did) and watch, forever or until `stop`."""
         while not self.stopped:
             try:
@@ -168,7 +168,7 @@ class Informer:
                     if reason == "gone":
                         log.info("%s: listed again after 410 Gone: %d changed", self.kind,
                                  len(changed))
-                if self._watch_once():
+                if self.watch_once():
                     continue
                 delay = self.backoff.next_delay()
             except Gone as error:
@@ -195,7 +195,7 @@ class Informer:
         log.warning("%s: watch %s (%s); %s", self.kind, reason, self.last_error,
                     "listing again" if reason == "gone" else "reconnecting")
 
-    def _watch_once(self) -> bool:
+    def watch_once(self) -> bool:
         """One watch until the server ends it.  True: it was healthy (delivered an event or
         lasted `HEALTHY_WATCH`), so watch again at once; False: back off first."""
         assert self.resource_version is not None

@@ -111,12 +111,16 @@ class KubeSource:
 
     def sync(self) -> list[Issue]:
         """List every kind not listed yet (ClusterNetwork first, then pods with the selector
-        the plugin calls for); the problems of the lists that failed."""
+        its plugin calls for); the problems of the lists that failed."""
         problems: list[Issue] = []
         for kind in KIND_ORDER:
-            if kind == "Pod" and "Pod" not in self.informers:
-                self.informers["Pod"] = self._informer("Pod", self._wanted_pod_selector())
-            informer = self.informers[kind]
+            if kind == "Pod":
+                self._ensure_pod_informer()
+            informer = self.informers.get(kind)
+            if informer is None:
+                problems.append(Issue(ORIGIN, 0, message="Pod: not listed: the pods to "
+                                                         "watch depend on the ClusterNetwork"))
+                continue
             if informer.synced:
                 continue
             try:
@@ -142,20 +146,24 @@ class KubeSource:
         assert self.spawn is not None
         self._running = True
         for informer in self.informers.values():
-            self.spawn(informer.run)
+            self.spawn(informer.list_watch_loop)
 
-    def _check_pod_selector(self) -> None:
-        """A plugin change (pluginName edited) may call for another Pod selector."""
+    def _ensure_pod_informer(self) -> None:
+        """The Pod informer, with the field selector the plugin calls for: made once the
+        plugin is known (given, or the ClusterNetwork listed), made again if it changes."""
+        if self.plugin is None and not self.informers["ClusterNetwork"].synced:
+            return
         wanted = self._wanted_pod_selector()
         current = self.informers.get("Pod")
-        if current is None or current.field_selector == wanted or not current.synced:
+        if current is not None and current.field_selector == wanted:
             return
-        log.warning("Pod watch: field selector now %s (the plugin changed); listing again",
-                    wanted or "none")
-        current.stop()
-        replacement = self.informers["Pod"] = self._informer("Pod", wanted)
+        if current is not None:
+            log.warning("Pod watch: field selector now %s (the plugin changed); listing again",
+                        wanted or "none")
+            current.stop()
+        informer = self.informers["Pod"] = self._informer("Pod", wanted)
         if self._running and self.spawn is not None:
-            self.spawn(replacement.run)
+            self.spawn(informer.list_watch_loop)
 
     # ----------------------------------------------------------------- topology
 
@@ -165,8 +173,9 @@ class KubeSource:
         if not self._dirty:
             return None
         problems = self.sync() if not self._running else []
-        self._check_pod_selector()
-        unsynced = [kind for kind, informer in self.informers.items() if not informer.synced]
+        self._ensure_pod_informer()
+        unsynced = [kind for kind in KIND_ORDER
+                    if kind not in self.informers or not self.informers[kind].synced]
         if self._running and unsynced:
             return None  # the informers are listing; their success wakes the agent
         if problems or unsynced:

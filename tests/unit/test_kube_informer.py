@@ -72,7 +72,7 @@ def pod(name: str, node: str, ip: str, namespace: str = "default", **labels: str
 
 def run_until_stop(informer: Informer) -> None:
     with pytest.raises(Stop):
-        informer.run()
+        informer.list_watch_loop()
 
 
 def test_list_then_watch_applies_events_and_follows_bookmarks() -> None:
