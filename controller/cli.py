@@ -4,7 +4,7 @@ API server (`--kubeconfig`); export the API's objects as files.
 Further command groups (the emulation lab's `osdn cluster` and `osdn demo`) plug in through
 the `osdn.commands` entry-point group: each entry point is a function that adds its
 sub-parsers and sets `handler` on them.  The product never imports them; where they are not
-installed (the controller image), `osdn` offers check and render only."""
+installed (the controller image), `osdn` offers check, render and export only."""
 
 from __future__ import annotations
 

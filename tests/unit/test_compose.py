@@ -313,4 +313,4 @@ except SystemExit:
     proc = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True,
                           cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "{check,render}" in proc.stdout, proc.stdout
+    assert "{check,render,export}" in proc.stdout, proc.stdout
