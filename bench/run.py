@@ -57,6 +57,8 @@ from bench.generate import generate, write
 from controller.compiler import Settings, compile_node
 from controller.compiler.incremental import NodeCompiler
 from controller.openflow.wire import encode_flow
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
 from controller.reconcile import diff
 from lab.harness import (
     ControllerProcess,
@@ -65,9 +67,7 @@ from lab.harness import (
     detach_controller,
     write_atomic,
 )
-from lab.nodebridge import add_node_bridge
 from lab.ofclient import OfClient
-from lab.privateovs import PrivateOvs
 from topology.load import FileCache, load_topology
 from topology.model import HostSubnet, Topology
 

@@ -46,9 +46,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.flowdump import normalize_flow_dump
+from controller.ovs.flowdump import normalize_flow_dump
+from controller.ovs.privateovs import PrivateOvs
 from lab.harness import assert_durations_kept, flow_diff, reference_flows, scrape_metrics
-from lab.privateovs import PrivateOvs
 from topology.load import load_topology
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from controller.ovs.netns import in_netns
 from lab.cluster import ops
 from lab.cluster.build import ClusterBuilder
 from lab.cluster.state import DEFAULT_DIR
-from lab.netns import in_netns
 from lab.prerequisites import DEMO_TOOLS, require
 from lab.tracelab import check_case, describe_final, load_cases
 

@@ -33,11 +33,11 @@ from typing import Any
 
 import yaml
 
-from lab.flowdump import normalize_flow_dump
-from lab.nodebridge import RESERVED_OFPORTS, add_node_bridge
-from lab.ovscommands import OvsCommandError, OvsCommands, OvsError
-from lab.pids import pid_alive, pid_is_ours
-from lab.privateovs import PrivateOvs
+from controller.ovs.flowdump import normalize_flow_dump
+from controller.ovs.nodebridge import RESERVED_OFPORTS, add_node_bridge
+from controller.ovs.ovscommands import OvsCommandError, OvsCommands, OvsError
+from controller.ovs.pids import pid_alive, pid_is_ours
+from controller.ovs.privateovs import PrivateOvs
 
 REPO = Path(__file__).resolve().parents[1]
 

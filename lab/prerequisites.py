@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.ovs.ovscommands import OVS_PACKAGE, OVS_TOOLS, OvsNotInstalledError, find_ovs_binary
 from lab.errors import LabUsageError
-from lab.ovscommands import OVS_PACKAGE, OVS_TOOLS, OvsNotInstalledError, find_ovs_binary
 
 SETUP_HINT = "or run scripts/setup-env"
 

@@ -177,9 +177,9 @@ def main(argv: list[str]) -> int:
 
 
 def script_in_netns(netns: str, *args: str) -> list[str]:
-    """This script, run inside `netns` (lab.netns imported lazily: the script itself runs
+    """This script, run inside `netns` (controller.ovs.netns imported lazily: the script itself runs
     isolated, `python -I`, where the project is not importable)."""
-    from lab.netns import in_netns
+    from controller.ovs.netns import in_netns
     return [*in_netns(netns), PYTHON, "-I", SCRIPT, *args]
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 
 from controller.compiler import NodeFlows, Settings, compile_node
-from lab.nodebridge import add_node_bridge
-from lab.privateovs import PrivateOvs
-from lab.trace import TraceResult
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
+from controller.ovs.trace import TraceResult
 from topology.model import VXLAN_OFPORT, Topology
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.privateovs import PrivateOvs
+from controller.ovs.privateovs import PrivateOvs
 
 INTEGRATION = Path(__file__).resolve().parent / "integration"
 

@@ -73,7 +73,7 @@ class Runners(NamedTuple):
 
 def subprocess_runners(prefix: Sequence[str] = ()) -> Runners:
     """Runners executing the commands here, each preceded by `prefix` (for instance
-    ``lab.netns.in_netns(name)``); `run` raises CalledProcessError on failure::
+    ``controller.ovs.netns.in_netns(name)``); `run` raises CalledProcessError on failure::
 
         r = subprocess_runners()
         apply_host(plan, r.run, iptables_restore=r.iptables_restore,

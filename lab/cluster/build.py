@@ -27,10 +27,10 @@ from typing import Any
 
 from controller.compiler import Settings, compile_node
 from controller.compiler.context import RefusedNode
+from controller.ovs.netns import in_netns
+from controller.ovs.nodebridge import node_bridge_args
+from controller.ovs.privateovs import PrivateOvs
 from lab.cluster.state import ClusterStateError, Ledger, save_cluster
-from lab.netns import in_netns
-from lab.nodebridge import node_bridge_args
-from lab.privateovs import PrivateOvs
 from topology.errors import OsdnError
 from topology.model import Topology
 

@@ -7,12 +7,12 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from controller.ovs.netns import in_netns
+from controller.ovs.ovscommands import OvsCommands
+from controller.ovs.pids import pid_alive
+from controller.ovs.trace import TraceResult
 from lab.cluster.state import Ledger, load_cluster
 from lab.errors import LabUsageError
-from lab.netns import in_netns
-from lab.ovscommands import OvsCommands
-from lab.pids import pid_alive
-from lab.trace import TraceResult
 from topology.load import load_topology
 from topology.model import Topology
 

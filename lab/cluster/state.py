@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.ovs.netns import in_netns
+from controller.ovs.pids import stop_pid
 from lab.errors import LabUsageError
-from lab.netns import in_netns
-from lab.pids import stop_pid
 
 DEFAULT_DIR = Path(os.environ.get("OSDN_CLUSTER_DIR", "/run/osdn-cluster"))
 LEDGER = "ledger.jsonl"

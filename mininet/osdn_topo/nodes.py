@@ -20,8 +20,8 @@ from typing import Any
 from mininet.node import Controller, Host, Node, OVSBridge, Switch
 
 from controller.hostside import apply_host, plan_host
+from controller.ovs.ovscommands import OvsCommands
 from lab.cluster.build import underlay_mac
-from lab.ovscommands import OvsCommands
 from topology.model import Pod, Topology
 
 from .sandbox import OVS_START, REPO, SANDBOX_DIR

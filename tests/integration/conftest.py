@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from controller.ovs.privateovs import PrivateOvs
 from lab.harness import ControllerProcess
-from lab.privateovs import PrivateOvs
 
 
 @pytest.fixture

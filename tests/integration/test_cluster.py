@@ -43,11 +43,11 @@ import pytest
 import yaml
 
 from controller.compiler import Settings, compile_node
+from controller.ovs.netns import in_netns
+from controller.ovs.ovscommands import OvsCommands
 from lab.cluster import ops
 from lab.cluster.build import ClusterBuilder
 from lab.cluster.state import Ledger
-from lab.netns import in_netns
-from lab.ovscommands import OvsCommands
 from lab.policy_oracle import plugin_allows, policy_allows, vnids_allow
 from lab.probe import (
     Listeners,

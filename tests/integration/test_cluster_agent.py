@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from controller.ovs.netns import in_netns
 from lab.cluster import ops
 from lab.cluster.build import ClusterBuilder
-from lab.netns import in_netns
 from topology.load import load_topology
 
 pytestmark = pytest.mark.ovs

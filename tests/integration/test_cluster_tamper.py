@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from controller.compiler import Settings, compile_node
+from controller.ovs.netns import in_netns
+from controller.ovs.ovscommands import OvsCommands
 from lab.cluster import ops
 from lab.cluster.build import ClusterBuilder
 from lab.harness import REPO
-from lab.netns import in_netns
-from lab.ovscommands import OvsCommands
 from topology.load import load_topology
 
 pytestmark = pytest.mark.ovs

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
 from lab.harness import (
     ControllerProcess,
     RestartableOvs,
@@ -42,8 +44,6 @@ from lab.harness import (
     wait_until,
     write_atomic,
 )
-from lab.nodebridge import add_node_bridge
-from lab.privateovs import PrivateOvs
 from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, NODE2_SYNC, SEED
 
 pytestmark = pytest.mark.ovs

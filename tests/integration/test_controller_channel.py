@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
 from lab.harness import (
     ControllerProcess,
     add_pod_port,
@@ -34,8 +36,6 @@ from lab.harness import (
     wait_until,
     write_atomic,
 )
-from lab.nodebridge import add_node_bridge
-from lab.privateovs import PrivateOvs
 from lab.rawswitch import FakeSwitch, RawPeer, message
 from tests.support.seed_node import (
     NEW_POD,

@@ -20,8 +20,8 @@ import dns.rcode
 import dns.rrset
 import pytest
 
+from controller.ovs.nodebridge import add_node_bridge
 from lab.harness import attach_controller, copy_cluster, normalized, wait_until
-from lab.nodebridge import add_node_bridge
 from tests.support.seed_node import NODE2_DPID, NODE2_IP, NODE2_PORTS, NODE2_SYNC, SEED
 
 pytestmark = pytest.mark.ovs

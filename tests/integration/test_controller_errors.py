@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
 from lab.harness import (
     add_pod_port,
     assert_durations_kept,
@@ -34,8 +36,6 @@ from lab.harness import (
     wait_until,
     write_atomic,
 )
-from lab.nodebridge import add_node_bridge
-from lab.privateovs import PrivateOvs
 from tests.support.seed_node import (
     NEW_POD,
     NEW_POD_IP,

@@ -33,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
 from lab.harness import (
     ControllerProcess,
     flow_diff,
@@ -42,8 +44,6 @@ from lab.harness import (
     wait_for_flows,
     wait_until,
 )
-from lab.nodebridge import add_node_bridge
-from lab.privateovs import PrivateOvs
 from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, NODE2_SYNC, SEED
 
 pytestmark = pytest.mark.ovs

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from controller.ovs.nodebridge import add_node_bridge
 from lab.harness import (
     attach_controller,
     copy_cluster,
@@ -25,7 +26,6 @@ from lab.harness import (
     reference_flows,
     wait_for_flows,
 )
-from lab.nodebridge import add_node_bridge
 from tests.support.seed_node import SEED
 
 pytestmark = pytest.mark.ovs

@@ -21,7 +21,7 @@ import pytest
 
 from bench.generate import generate, write
 from controller.compiler import Settings
-from lab.privateovs import PrivateOvs
+from controller.ovs.privateovs import PrivateOvs
 from lab.tracelab import TraceLab, build_lab, send_from_pod
 from topology.load import load_topology
 from topology.model import Plugin, Pod, Topology

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from controller.hostside import HostPlan, apply_host, plan_host, subprocess_runners
-from lab.netns import in_netns
+from controller.ovs.netns import in_netns
 from topology.load import load_topology
 from topology.model import Topology
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from controller.compiler import Settings
+from controller.ovs.privateovs import PrivateOvs
 from lab.policy_oracle import policy_allows
-from lab.privateovs import PrivateOvs
 from lab.tracelab import build_lab, send_from_pod
 from topology.load import load_topology
 from topology.model import Plugin

@@ -17,7 +17,7 @@ import pytest
 
 from controller.compiler import compile_node
 from controller.openflow.osken_flow import flow_mod
-from lab.ovscommands import find_ovs_binary
+from controller.ovs.ovscommands import find_ovs_binary
 from tests.golden.update import CLUSTERS, SETTINGS
 from tests.unit.test_golden import CASES, FakeDatapath
 from topology.load import load_topology

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
 from lab.harness import (
     ControllerProcess,
     RestartableOvs,
@@ -21,8 +23,6 @@ from lab.harness import (
     wait_for_flows,
     wait_until,
 )
-from lab.nodebridge import add_node_bridge
-from lab.privateovs import PrivateOvs
 from tests.support.seed_node import NODE2, NODE2_DPID, NODE2_IP, NODE2_PORTS, SEED
 
 pytestmark = pytest.mark.ovs

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from controller.ovs.netns import in_netns
+from controller.ovs.ovscommands import OvsCommands
+from controller.ovs.pids import pid_alive
+from controller.ovs.privateovs import PrivateOvs
 from lab.harness import REPO, ControllerProcess, reference_flows, wait_for_flows, wait_until
-from lab.netns import in_netns
-from lab.ovscommands import OvsCommands
-from lab.pids import pid_alive
-from lab.privateovs import PrivateOvs
 from topology.load import load_topology
 
 pytestmark = pytest.mark.ovs

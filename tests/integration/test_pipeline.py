@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from controller.compiler import Settings
-from lab.privateovs import PrivateOvs
+from controller.ovs.privateovs import PrivateOvs
 from lab.tracelab import (
     TraceLab,
     build_lab,

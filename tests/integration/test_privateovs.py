@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import ovscommands
-from lab.nodebridge import add_node_bridge
-from lab.ovscommands import OvsCommandError, OvsError, OvsNotInstalledError
-from lab.pids import pid_alive
-from lab.privateovs import PrivateOvs
+from controller.ovs import ovscommands
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.ovscommands import OvsCommandError, OvsError, OvsNotInstalledError
+from controller.ovs.pids import pid_alive
+from controller.ovs.privateovs import PrivateOvs
 
 # A miniature of the openshift-sdn pipeline, written by hand (not by the compiler):
 # pod 10.130.0.6 on port 4 is in VNID 0, pod 10.130.0.5 on port 3 in VNID 0x82f8b2.

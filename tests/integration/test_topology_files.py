@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
 from lab.harness import (
     ControllerProcess,
     attach_controller,
@@ -29,8 +31,6 @@ from lab.harness import (
     wait_until,
     write_atomic,
 )
-from lab.nodebridge import add_node_bridge
-from lab.privateovs import PrivateOvs
 from tests.support.seed_node import (
     NEW_SERVICE,
     NODE2,

@@ -6,10 +6,10 @@ import pytest
 
 from controller.compiler import compile_node
 from controller.openflow.wire import delete_strict, encode
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
 from controller.reconcile import diff
-from lab.nodebridge import add_node_bridge
 from lab.ofclient import OfClient, OpenFlowError
-from lab.privateovs import PrivateOvs
 from tests.golden.update import CLUSTERS, SETTINGS
 from tests.unit.test_golden import CASES
 from topology.load import load_topology

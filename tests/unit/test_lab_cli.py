@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import ovscommands
+from controller.ovs import ovscommands
 from lab.prerequisites import CLUSTER_TOOLS, DEMO_TOOLS, missing_prerequisites
 
 REPO = Path(__file__).resolve().parents[2]

@@ -33,9 +33,11 @@ RULES: dict[str, tuple[str, ...]] = {
     # the host side's planning is pure: only `controller.hostside.apply` runs commands
     "controller.hostside.plan": ("subprocess", "socket"),
     "controller.hostside.kubeproxy": ("subprocess", "socket", "os_ken"),
-    # the lab's parsers of OVS text: unit-tested on captured output, without OVS
-    "lab.trace": ("subprocess", "socket", "lab.ovscommands", "lab.privateovs"),
-    "lab.flowdump": ("subprocess", "socket", "lab.ovscommands", "lab.privateovs"),
+    # the parsers of OVS text: unit-tested on captured output, without OVS
+    "controller.ovs.trace": ("subprocess", "socket", "controller.ovs.ovscommands",
+                             "controller.ovs.privateovs"),
+    "controller.ovs.flowdump": ("subprocess", "socket", "controller.ovs.ovscommands",
+                                "controller.ovs.privateovs"),
 }
 
 
@@ -120,4 +122,4 @@ def test_the_rules_see_imports() -> None:
     """The checker finds lazy and relative imports (it must be able to fail)."""
     assert "lab.cluster.state" in reachable("lab.cli")
     assert "os_ken.lib.hub" in reachable("controller.app")
-    assert any(forbidden(i, "subprocess") for i in reachable("lab.privateovs"))
+    assert any(forbidden(i, "subprocess") for i in reachable("controller.ovs.privateovs"))

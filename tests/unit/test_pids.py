@@ -1,4 +1,4 @@
-"""`lab.pids` on real processes: a zombie is gone, only our own pids are signalled."""
+"""`controller.ovs.pids` on real processes: a zombie is gone, only our own pids are signalled."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from lab.pids import pid_alive, pid_is_ours, stop_pid
+from controller.ovs.pids import pid_alive, pid_is_ours, stop_pid
 
 
 def state_of(pid: int) -> str:

@@ -1,4 +1,5 @@
-"""The OVS text parsers (`lab.trace`, `lab.flowdump`) on output captured from a real OVS.
+"""The OVS text parsers (`controller.ovs.trace`, `controller.ovs.flowdump`) on output captured
+from a real OVS.
 
 tests/unit/data/traces/ holds `ofproto/trace`, `dpif/show` and `dump-flows` text of the seed
 cluster's node2 (captured by capture.py there: multitenant, and networkpolicy for conntrack
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.flowdump import normalize_flow_dump
-from lab.trace import (
+from controller.ovs.flowdump import normalize_flow_dump
+from controller.ovs.trace import (
     LOCAL_OFPORT,
     TraceOutput,
     TraceParseError,

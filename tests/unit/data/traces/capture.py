@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.compiler import Settings, compile_node
-from lab.nodebridge import add_node_bridge
-from lab.privateovs import PrivateOvs
+from controller.ovs.nodebridge import add_node_bridge
+from controller.ovs.privateovs import PrivateOvs
 from topology.load import load_topology
 from topology.model import PLUGIN_NAMES, Topology
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.ovscommands import OvsCommandError, OvsError
-from lab.privateovs import PrivateOvs
-from lab.trace import LOCAL_OFPORT
+from controller.ovs.ovscommands import OvsCommandError, OvsError
+from controller.ovs.privateovs import PrivateOvs
+from controller.ovs.trace import LOCAL_OFPORT
 from topology.model import TUN0_OFPORT, VXLAN_OFPORT
 
 __all__ = ["LOCAL_OFPORT", "TUN0_OFPORT", "VXLAN_OFPORT", "NodeBridge", "add_node_bridge",

@@ -1,4 +1,4 @@
-"""A private, throw-away Open vSwitch instance for tests, the demo and CI.
+"""A private, throw-away Open vSwitch instance: offline traces, tests, the demo, CI.
 
 Each `PrivateOvs` runs its own ovsdb-server and ovs-vswitchd out of one directory (database,
 sockets, pidfiles, logs), so nothing ever talks to, or depends on, a system OVS; the tools
@@ -8,7 +8,7 @@ vswitchd runs with `--disable-system --enable-dummy` (OVS 3.1, userspace only, n
 module).  Plain `--enable-dummy` (not `=override`) adds the `dummy` datapath and port types
 while keeping the real netdev classes: with `override` every class, vxlan included, is
 replaced by a dummy one, so a `type=vxlan` port would silently not be a tunnel and netdev
-bridges could not have real ports.  (`lab.nodebridge` builds 3.11's br0 on it.)
+bridges could not have real ports.  (`controller.ovs.nodebridge` builds 3.11's br0 on it.)
 """
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from lab.netns import in_netns
-from lab.ovscommands import OVS_PACKAGE, OVS_TOOLS, OvsCommands, OvsError, OvsNotInstalledError
-from lab.pids import pid_alive, stop_pid
+from controller.ovs.netns import in_netns
+from controller.ovs.ovscommands import (
+    OVS_PACKAGE,
+    OVS_TOOLS,
+    OvsCommands,
+    OvsError,
+    OvsNotInstalledError,
+)
+from controller.ovs.pids import pid_alive, stop_pid
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 

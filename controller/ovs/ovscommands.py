@@ -15,8 +15,8 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from lab.flowdump import normalize_flow_dump
-from lab.trace import TraceResult, parse_dpif_show, parse_trace
+from controller.ovs.flowdump import normalize_flow_dump
+from controller.ovs.trace import TraceResult, parse_dpif_show, parse_trace
 from topology.errors import OsdnError
 
 OVS_TOOLS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl",
