@@ -94,6 +94,10 @@ class FakeApi:
         obj["metadata"]["resourceVersion"] = str(self.version)  # as the API's DELETED event
         self.history.append((self.version, kind, "DELETED", obj))
 
+    @staticmethod
+    def selected(obj: dict[str, Any], selector: str | None) -> bool:
+        return _selected(obj, selector)
+
     def fail_next(self, error: BaseException, after_events: int = 0) -> None:
         self.failures.append((after_events, error))
 
