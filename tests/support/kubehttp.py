@@ -3,11 +3,12 @@ Kubernetes list/watch protocol, so that a real controller process (the official 
 urllib3, eventlet) can be fed over HTTP in the integration tests.
 
 A stand-in for the lab's API double (`lab/kubeapi.py`, built on another branch): it serves
-lists (one page) with their resourceVersion, chunked watch streams from a resourceVersion
-(events as they happen, then a bookmark), 410 Gone for a compacted version (as an ERROR
-event, as the API server sends it in a watch), `cut_watches` (every open stream dropped
-without a last chunk) and `stop`/`start` (no server at all: connections refused).  Requests
-are logged.
+lists with their resourceVersion (in pages: `limit`, and `continue` an offset), chunked
+watch streams from a resourceVersion (events as they happen, then a bookmark), 410 Gone for
+a compacted version (as an ERROR event, as the API server sends it in a watch),
+`cut_watches` (every open stream dropped without a last chunk) and `stop`/`start` (no server
+at all: connections refused).  Requests are logged.  It is not fast (each page copies the
+whole list): measure the client with the lab's double.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class KubeHttp:
     def compact(self) -> None:
         """Every version watched from so far is gone (410), and open watches end."""
         with self.lock:
-            self.api.compacted = self.api.version + 1
+            self.api.version += 1  # something else changed, and all before it is compacted
+            self.api.compacted = self.api.version
         self.cut_watches()
 
     def kubeconfig(self, path: Path) -> Path:
@@ -127,6 +129,7 @@ class KubeHttp:
 class _Handler(BaseHTTPRequestHandler):
     front: KubeHttp
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
 
     def log_message(self, *args: object) -> None:
         pass
@@ -151,8 +154,13 @@ class _Handler(BaseHTTPRequestHandler):
         if query.get("watch") != "true":
             with self.front.lock:
                 items, version = self.front.api.list(kind, selector)
+            start = int(query.get("continue") or 0)  # the token: where the page starts
+            end = start + int(query.get("limit") or len(items) or 1)
+            metadata = {"resourceVersion": version}
+            if end < len(items):
+                metadata["continue"] = str(end)
             self._json(200, {"kind": f"{kind}List", "apiVersion": KINDS[kind].api_version,
-                             "metadata": {"resourceVersion": version}, "items": items})
+                             "metadata": metadata, "items": items[start:end]})
             return
         self._watch(kind, query.get("resourceVersion", "0"), selector,
                     float(query.get("timeoutSeconds", "300")))
