@@ -3,6 +3,7 @@ field selectors, watch streams with bookmarks, 410 as an ERROR event, a cut stre
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -16,7 +17,7 @@ from tests.support.kubehttp import KubeHttp
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> tuple[KubeHttp, KubeClient]:
+def served(tmp_path: Path) -> Iterator[tuple[KubeHttp, KubeClient]]:
     front = KubeHttp(FakeApi(api_objects(CLUSTERS["rich"])))
     yield front, KubeClient(str(front.kubeconfig(tmp_path / "kubeconfig")))
     front.stop()
