@@ -112,13 +112,13 @@ class KubeHttp:
                     raise _Expired(f"too old resource version: {version}")
                 pending = [(v, t, o) for v, k, t, o in self.api.history
                            if k == kind and v > last]
+                if self.generation != generation:
+                    raise ConnectionAbortedError("watch cut")
                 if not pending:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self.generation != generation:
+                    if remaining <= 0:
                         return
                     self.lock.wait(min(remaining, 0.5))
-                    if self.generation != generation:
-                        raise ConnectionAbortedError("watch cut")
                     continue
             for event_version, event_type, obj in pending:
                 last = event_version
