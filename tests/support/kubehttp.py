@@ -6,9 +6,9 @@ A stand-in for the lab's API double (`lab/kubeapi.py`, built on another branch):
 lists with their resourceVersion (in pages: `limit`, and `continue` an offset), chunked
 watch streams from a resourceVersion (events as they happen, then a bookmark), 410 Gone for
 a compacted version (as an ERROR event, as the API server sends it in a watch),
-`cut_watches` (every open stream dropped without a last chunk) and `stop`/`start` (no server
-at all: connections refused).  Requests are logged.  It is not fast (each page copies the
-whole list): measure the client with the lab's double.
+`cut_watches` (every open stream dropped without a last chunk), `stop`/`start` (no server
+at all: connections refused) and `delay` (a slow server).  Requests are logged.  It is not
+fast (each page copies the whole list): measure the client with the lab's double.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class KubeHttp:
         self.requests: list[str] = []
         self.connections: set[socket.socket] = set()
         self.generation = 0  # `cut_watches` ends the streams of older generations
+        self.delay = 0.0  # seconds before each response starts (a slow server)
         self.port = port
         self.server: ThreadingHTTPServer | None = None
         self.start()
@@ -144,6 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         self.front.requests.append(self.path)
+        time.sleep(self.front.delay)
         url = urlparse(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         kind = _BY_PLURAL.get(url.path.rstrip("/").rsplit("/", 1)[-1])

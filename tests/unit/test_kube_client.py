@@ -11,6 +11,7 @@ import pytest
 import urllib3
 
 from controller.kube.client import CONNECTION_ERRORS, ApiError, Gone, KubeClient
+from controller.kube.informer import Informer
 from tests.golden.update import CLUSTERS
 from tests.support.fakekube import FakeApi, api_objects
 from tests.support.kubehttp import KubeHttp
@@ -71,3 +72,30 @@ def test_an_error_status_names_the_server_message(served: tuple[KubeHttp, KubeCl
     _, client = served
     with pytest.raises(ApiError, match="HTTP 404: not found"):
         client._get("/api/v1/nothings", [], 5.0)
+
+
+def test_a_slow_server_is_waited_for_and_one_too_slow_retried(
+        served: tuple[KubeHttp, KubeClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    front, client = served
+    front.delay = 0.3
+    items, _ = client.list("Pod")
+    assert len(items) == 16
+    monkeypatch.setattr("controller.kube.client.LIST_READ_TIMEOUT", 0.1)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the informer's backoff; the server speeds up
+        sleeps.append(seconds)
+        front.delay = 0.0
+        monkeypatch.setattr("controller.kube.client.LIST_READ_TIMEOUT", 5.0)
+
+    changes: list[str] = []
+    informer = Informer(client, "Pod", lambda kind, keys: changes.extend(keys), sleep=sleep)
+    with pytest.raises(urllib3.exceptions.HTTPError):  # the read timeout, as the loop sees it
+        informer.sync()
+    def watch_once() -> bool:
+        informer.stop()
+        return True
+
+    monkeypatch.setattr(informer, "watch_once", watch_once)
+    informer.list_watch_loop()  # times out, backs off once, lists, "watches"
+    assert len(sleeps) == 1 and informer.synced and len(changes) == 16
