@@ -61,8 +61,8 @@ from controller.tamper import (
     removed_by_someone_else,
     table_counts,
 )
-from controller.watch import TopologyWatcher
-from topology.model import PLUGIN_NAMES, HostSubnet, Topology
+from controller.watch import TopologyWatcher, WatchResult
+from topology.model import PLUGIN_NAMES, HostSubnet, Plugin, Topology
 
 __all__ = ["Bridge", "BridgeLog", "NodeAgent", "Runtime", "Switch"]
 
@@ -78,6 +78,14 @@ def _peer(switch: Switch) -> str:
     """Where a connection comes from: os-ken's datapath has the peer's address."""
     address = getattr(switch, "address", None)
     return f"from {address[0]}:{address[1]}" if isinstance(address, tuple) else repr(switch)
+
+
+class TopologySource(Protocol):
+    """Where topologies come from: `TopologyWatcher` (files) or `KubeSource` (the API)."""
+
+    def poll(self) -> WatchResult | None: ...  # None: nothing new
+
+    def due_in(self) -> float | None: ...  # seconds until a pending change settles
 
 
 class Switch(Protocol):
@@ -133,8 +141,11 @@ class NodeAgent:
     """Serves the bridges of the topology's nodes (only `settings.node`'s when set)."""
 
     def __init__(self, settings: ControllerSettings, metrics: Metrics, runtime: Runtime,
-                 dns_query: Query | None = None) -> None:
-        """`dns_query`: how dnsNames are resolved; by default as `settings.dns` says."""
+                 dns_query: Query | None = None, kube_client: Any = None) -> None:
+        """`dns_query`: how dnsNames are resolved; by default as `settings.dns` says.
+        `kube_client`: with source = kubernetes, the list/watch to use (`ListWatch`); by
+        default a `KubeClient` of `settings.kubeconfig`."""
+        self._kube_client = kube_client
         self.settings = settings
         self.metrics = metrics
         self.runtime = runtime
@@ -142,8 +153,8 @@ class NodeAgent:
         self.dns = None if query is None else EgressDns(query, runtime.clock)
         self._dns_wake: Waitable | None = None  # set: the DNS loop looks at its names again
         plugin = PLUGIN_NAMES[settings.plugin] if settings.plugin else None
-        self.watcher = TopologyWatcher(list(settings.topology), plugin,
-                                       settle=settings.watch_settle, clock=runtime.clock)
+        self._wake: Waitable = runtime.event()  # set: the topology source has news
+        self.watcher: TopologySource = self._topology_source(plugin)
         self.topology: Topology | None = None
         self.bridges: dict[int, Bridge] = {}  # by datapath id
         self.unserved: dict[int, Switch] = {}  # connected bridges no HostSubnet claims (yet)
@@ -153,14 +164,30 @@ class NodeAgent:
         self._changed_at = 0.0  # when the current topology was read
         self._tun0_macs_said: dict[str, str] = {}  # host -> the differing tun0 MAC logged
 
+    def _topology_source(self, plugin: Plugin | None) -> TopologySource:
+        """The topology files (`controller.watch`), or the API server (`controller.kube`)."""
+        if self.settings.source != "kubernetes":
+            return TopologyWatcher(list(self.settings.topology), plugin,
+                                   settle=self.settings.watch_settle, clock=self.runtime.clock)
+        from controller.kube.client import KubeClient
+        from controller.kube.source import KubeSource
+        client = self._kube_client or KubeClient(self.settings.kubeconfig)
+        return KubeSource(client, self.settings.node, plugin,
+                          self.metrics, spawn=self.runtime.spawn, sleep=self.runtime.sleep,
+                          wake=lambda: self._wake.set())
+
     def start(self) -> None:
-        """Load the topology, compile the configured node, start watching the files."""
+        """Load the topology, compile the configured node, start watching the files (or the
+        API server)."""
         self._load_topology()
         if self.settings.node and self.topology is not None \
                 and self.topology.host_subnet(self.settings.node) is not None:
             self._precompile(self.settings.node)
         gc.freeze()  # the topology and flows live on: keep them out of every collection
-        if self.settings.watch:
+        if self.settings.source == "kubernetes":
+            self.watcher.start()  # type: ignore[attr-defined]
+            self.runtime.spawn(self.event_loop)
+        elif self.settings.watch:
             self.runtime.spawn(self.watch_loop)
         if self.dns is not None:
             self.runtime.spawn(self.dns_loop)
@@ -199,6 +226,16 @@ class NodeAgent:
             settling = self.watcher.due_in()  # a change seen, waiting to be stable
             interval = self.settings.watch_interval
             self.runtime.sleep(interval if settling is None else min(interval, settling))
+            self.check_topology()
+
+    def event_loop(self) -> None:
+        """source = kubernetes: wait for the informers' news, let a burst gather for a
+        moment (`BATCH`), then take the topology as it is (one change for the burst)."""
+        from controller.kube.source import BATCH
+        while True:
+            self._wake.wait(self.settings.watch_interval)
+            self._wake = self.runtime.event()
+            self.runtime.sleep(BATCH)
             self.check_topology()
 
     def check_topology(self) -> None:

@@ -40,6 +40,7 @@ from controller.openflow.osken_guard import (
     settle_listener,
 )
 from controller.openflow.session import use_raw_flow_stats
+from topology.errors import OsdnError
 
 log = logging.getLogger("osdn")
 GREEN = Runtime(spawn=hub.spawn, clock=time.monotonic, sleep=hub.sleep, event=hub.Event,
@@ -70,7 +71,11 @@ class OsdnController(app_manager.OSKenApp):
         self.handshakes = HandshakeGuard(settings.handshake_timeout,
                                          settings.max_pending_handshakes, metrics)
         hub.spawn(self.handshakes.run, hub.sleep)
-        self.agent = NodeAgent(settings, metrics, GREEN)
+        try:
+            self.agent = NodeAgent(settings, metrics, GREEN)
+        except OsdnError as error:  # source = kubernetes: no usable kubeconfig
+            log.error("cannot start: %s", error)
+            raise SystemExit(2) from error
         self.agent.start()
 
     @set_ev_cls(ofp_event.EventOFPStateChange, HANDSHAKE_DISPATCHER)

@@ -1,5 +1,6 @@
 """`osdn`: check a cluster definition, render a node's flows, explain a packet's fate,
-compare a node's saved flows with the render (diff), draw a node's pipeline.
+compare a node's saved flows with the render (diff), draw a node's pipeline, from files or
+from the API server (`--kubeconfig`); export the API's objects as files.
 
 Further command groups (the emulation lab's `osdn cluster` and `osdn demo`) plug in through
 the `osdn.commands` entry-point group: each entry point is a function that adds its
@@ -51,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_topology(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or directories")
-        p.add_argument("--plugin", choices=sorted(PLUGIN_NAMES),
-                       help="override the ClusterNetwork's pluginName")
+        add_topology_arguments(p)
         return p
 
     with_topology("check", "validate a cluster definition and summarize it") \
@@ -68,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff = with_topology("diff", "compare a node's saved `ovs-ofctl -O OpenFlow13 dump-flows "
                          "br0` with its render: missing and extra flows by object "
                          "(exit 0 same, 1 drift, 2 error)")
-    diff.set_defaults(handler=cmd_diff)
-    diff.add_argument("dump", metavar="DUMP", help="the saved dump-flows output ('-': stdin)")
+    diff.set_defaults(handler=cmd_diff, intermixed=True)
+    diff.usage = "osdn diff [options] PATH... --node NAME DUMP"
+    diff.epilog = "DUMP: the saved dump-flows output ('-': stdin), after the PATHs."
     diff.add_argument("--node", required=True, help="the HostSubnet's host the dump is from")
     diff.add_argument("--json", action="store_true", help="print the differences as JSON")
     diff.add_argument("--masquerade-bit", type=masquerade_bit, default=0, metavar="N",
@@ -114,9 +114,40 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--dns", choices=("system", "off"), default="system",
                          help="resolve EgressNetworkPolicy dnsNames (default) or not, "
                               "as render does")
+    export = sub.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP)
+    export.set_defaults(handler=cmd_export)
+    export.add_argument("directory", metavar="DIR", help="where to write <kind>.yaml files")
+    export.add_argument("--kubeconfig", metavar="FILE",
+                        help="the API server's kubeconfig (default: in-cluster service "
+                             "account, then $KUBECONFIG, then ~/.kube/config)")
     for add_commands in extension_commands():
         add_commands(sub)
     return parser
+
+
+EXPORT_HELP = ("write the API server's objects (the fields osdn reads) as oc get -o yaml "
+               "does, one List file per kind")
+
+
+def add_topology_arguments(parser: argparse.ArgumentParser) -> None:
+    """PATH... or --kubeconfig FILE, and --plugin: where a command's topology comes from
+    (read by `load_from_args`)."""
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="YAML files or directories")
+    parser.add_argument("--kubeconfig", metavar="FILE",
+                        help="list the objects from this API server instead (read-only)")
+    parser.add_argument("--plugin", choices=sorted(PLUGIN_NAMES),
+                        help="override the ClusterNetwork's pluginName")
+
+
+def load_from_args(args: argparse.Namespace) -> Topology | None:
+    """The topology of `add_topology_arguments`' arguments, or None after printing every
+    problem to stderr."""
+    if bool(args.paths) == bool(args.kubeconfig):
+        print(f"osdn {args.command}: give either PATH... or --kubeconfig FILE", file=sys.stderr)
+        return None
+    if args.kubeconfig:
+        return load_api(args.kubeconfig, args.plugin)
+    return load(args.paths, args.plugin)
 
 
 def load(paths: Sequence[str], plugin: str | None) -> Topology | None:
@@ -125,15 +156,69 @@ def load(paths: Sequence[str], plugin: str | None) -> Topology | None:
     try:
         return load_topology(paths, plugin=PLUGIN_NAMES[plugin] if plugin else None)
     except TopologyError as error:
-        for issue in error.issues:
-            print(issue, file=sys.stderr)
-        print(f"{len(error.issues)} problem(s); nothing rendered", file=sys.stderr)
+        _print_issues(error)
         return None
+
+
+def load_api(kubeconfig: str | None, plugin: str | None) -> Topology | None:
+    """The topology listed from the API server (objects it finds invalid are skipped with a
+    warning, as the controller does), or None after printing the problems."""
+    from controller.kube.client import KubeConfigError
+    from controller.kube.source import load_from_api
+    from topology.load import TopologyError
+    _log_warnings()
+    try:
+        topology, _ = load_from_api(kubeconfig, PLUGIN_NAMES[plugin] if plugin else None)
+    except KubeConfigError as error:
+        print(f"osdn: --kubeconfig: {error}", file=sys.stderr)
+        return None
+    except TopologyError as error:
+        _print_issues(error)
+        return None
+    return topology
+
+
+def _print_issues(error: Any) -> None:
+    for issue in error.issues:
+        print(issue, file=sys.stderr)
+    print(f"{len(error.issues)} problem(s); nothing rendered", file=sys.stderr)
+
+
+def _log_warnings() -> None:
+    """The API source's warnings (skipped objects) on stderr."""
+    import logging
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger = logging.getLogger("osdn.kube")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from controller.kube.client import KubeConfigError
+    from controller.kube.export import export_objects, file_name
+    from controller.kube.source import KubeSource
+    _log_warnings()
+    try:
+        from controller.kube.client import KubeClient
+        source = KubeSource(KubeClient(args.kubeconfig))
+    except KubeConfigError as error:
+        print(f"osdn export: --kubeconfig: {error}", file=sys.stderr)
+        return 1
+    problems = source.sync()
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print("nothing written", file=sys.stderr)
+        return 1
+    for kind, count in export_objects(source.informers, args.directory).items():
+        print(f"{file_name(kind)}: {count} {kind}")
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from topology.summary import summarize
-    topology = load(args.paths, args.plugin)
+    topology = load_from_args(args)
     if topology is None:
         return 1
     print(summarize(topology))
@@ -141,7 +226,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    topology = load(args.paths, args.plugin)
+    topology = load_from_args(args)
     if topology is None:
         return 1
     resolver = resolve_now(dns_query()) if args.dns == "system" else no_dns
@@ -162,7 +247,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     from controller.drift import compare, port_names
     from controller.ovs.flowdump import DumpError, parse_flow_dump
-    topology = load(args.paths, args.plugin)
+    if not args.paths:
+        print("osdn diff: give PATH... (or --kubeconfig FILE) and then DUMP", file=sys.stderr)
+        return 2
+    args.dump = args.paths.pop()
+    topology = load_from_args(args)
     if topology is None:
         return 2
     resolver = resolve_now(dns_query()) if args.dns == "system" else no_dns
@@ -200,7 +289,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     if args.node is None and args.explain is None:
         print("osdn pipeline: give --node NAME, --explain SRC DST, or both", file=sys.stderr)
         return 2
-    topology = load(args.paths, args.plugin)
+    topology = load_from_args(args)
     if topology is None:
         return 1
     highlight = None
@@ -258,11 +347,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     )
     from controller.ovs.ovscommands import OvsError
     paths, ends = (args.paths, []) if args.flow else (args.paths[:-2], args.paths[-2:])
-    if not paths or (args.flow and args.node is None):
-        print("osdn explain: give PATH... SRC DST, or PATH... --node NAME --flow SPEC",
-              file=sys.stderr)
+    no_ends = not args.flow and len(ends) < 2
+    if no_ends or (not paths and not args.kubeconfig) or (args.flow and args.node is None):
+        print("osdn explain: give PATH... (or --kubeconfig FILE) SRC DST, or PATH... "
+              "--node NAME --flow SPEC", file=sys.stderr)
         return 2
-    topology = load(paths, args.plugin)
+    args.paths = paths
+    topology = load_from_args(args)
     if topology is None:
         return 1
     live = args.bridge is not None or args.ovs_appctl_target is not None
@@ -304,8 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and getattr(args, "intermixed", False) and not any(
-            e.startswith("-") for e in extra):
+            e.startswith("-") and e != "-" for e in extra):
         # `osdn explain PATH --plugin P SRC DST`: argparse ends PATH... at the first option
+        # ('-': diff's DUMP from stdin)
         args.paths += extra
     elif extra:
         parser.parse_args(argv)  # reports the unrecognized arguments and exits

@@ -77,7 +77,9 @@ class ConfigError(OsdnError):
 
 @dataclass(frozen=True)
 class ControllerSettings:
-    topology: tuple[str, ...]  # files and directories, as given
+    topology: tuple[str, ...] = ()  # files and directories, as given (source = files)
+    source: str = "files"  # "files" or "kubernetes" (the API server: controller.kube)
+    kubeconfig: str | None = None  # None: in-cluster, then $KUBECONFIG, then ~/.kube/config
     node: str | None = None  # serve only this HostSubnet host; None = every node
     masquerade_bit: int = 0
     metrics_port: int = 0  # 0 = no exporter
@@ -182,6 +184,13 @@ def _node(text: str) -> str | None:
     return text.strip() or None
 
 
+def _kubeconfig(text: str) -> str | None:
+    path = text.strip()
+    if path and not os.path.isfile(path):
+        raise _Invalid(f"{path} is not a file")
+    return path or None
+
+
 def _path_list(text: str) -> tuple[str, ...]:
     paths = tuple(part.strip() for part in text.split(",") if part.strip())
     if not paths:
@@ -203,9 +212,15 @@ class _Option:
 
 
 OPTIONS: tuple[_Option, ...] = (
+    _Option("source", "files", _one_of("files", "kubernetes"),
+            "Where the topology comes from: the topology files (files), or the API server, "
+            "listed and watched (kubernetes)."),
     _Option("topology", None, _path_list,
-            "Required. Cluster YAML: files or directories (*.yaml/*.yml, recursively), "
-            "comma-separated.", required=True),
+            "Required with source = files. Cluster YAML: files or directories "
+            "(*.yaml/*.yml, recursively), comma-separated.", required=True),
+    _Option("kubeconfig", None, _kubeconfig,
+            "With source = kubernetes: the kubeconfig file. Unset: the in-cluster service "
+            "account, then $KUBECONFIG, then ~/.kube/config."),
     _Option("node", None, _node,
             "Serve only this HostSubnet host, whatever bridge connects (one controller per "
             "node). Unset: every bridge whose datapath ID a HostSubnet defines."),
@@ -370,7 +385,7 @@ def _values(conf: cfg.ConfigOpts, environ: Mapping[str, str], files: list[str],
             problems.append(f"[{GROUP}] {option.name}: {error}")
             continue
         if raw.text is None:
-            if option.required:
+            if option.required and values.get("source", "files") == "files":
                 problems.append(_missing_topology(files))
             continue
         try:

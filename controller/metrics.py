@@ -24,7 +24,9 @@ __all__ = [
     "FLOW_MOD_OPS",
     "RECONCILE_OUTCOMES",
     "REFUSAL_REASONS",
+    "RELIST_REASONS",
     "REPAIR_TRIGGERS",
+    "WATCH_RESTART_REASONS",
     "TOPOLOGY_LOAD_OUTCOMES",
     "Metrics",
     "metrics_markdown",
@@ -43,6 +45,10 @@ REFUSAL_REASONS = ("malformed", "handshake_timeout", "too_many_handshakes",
 # OVS reported a flow removal; the periodic audit saw other counts or another table-253
 # note; the check before applying a topology or port change saw other counts
 REPAIR_TRIGGERS = ("flow_removed", "audit", "update_check")
+# source = kubernetes (controller.kube.informer): why a kind was listed; why its watch began
+# again (the server ended it, the connection broke, an error status, 410 Gone)
+RELIST_REASONS = ("initial", "gone")
+WATCH_RESTART_REASONS = ("closed", "dropped", "error", "gone")
 # A bundle of a few flows commits in about a millisecond; a first connect of a big node
 # (tens of thousands of flows) takes seconds.  Roughly 1-2.5-5 per decade from 1 ms to 10 s.
 BUNDLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -104,6 +110,22 @@ class Metrics:
             "Repairs of a bridge changed behind the controller's back (flows deleted, added or "
             "changed by another connection), by how it was noticed (trigger: flow_removed, "
             "audit, update_check).", ["node", "trigger"], registry=registry)
+        self.kube_relists = Counter(
+            PREFIX + "kube_relists",
+            "source = kubernetes: lists of a kind (reason: initial, gone = after 410 Gone).",
+            ["kind", "reason"], registry=registry)
+        self.kube_watch_restarts = Counter(
+            PREFIX + "kube_watch_restarts",
+            "source = kubernetes: watches that ended and began again (reason: closed by the "
+            "server, dropped connection, error status, gone = 410).",
+            ["kind", "reason"], registry=registry)
+        self.kube_invalid_objects = Counter(
+            PREFIX + "kube_invalid_objects",
+            "source = kubernetes: API objects left out of the topology as invalid.",
+            ["kind"], registry=registry)
+        self.kube_objects = Gauge(
+            PREFIX + "kube_objects", "source = kubernetes: objects held per kind (slimmed).",
+            ["kind"], registry=registry)
         for outcome in TOPOLOGY_LOAD_OUTCOMES:
             self.topology_loads.labels(outcome)
         for reason in REFUSAL_REASONS:
@@ -163,6 +185,19 @@ class Metrics:
 
     def count_refused(self, reason: str) -> None:
         self.refused_connections.labels(_check(reason, REFUSAL_REASONS, "reason")).inc()
+
+    def count_relist(self, kind: str, reason: str) -> None:
+        self.kube_relists.labels(kind, _check(reason, RELIST_REASONS, "reason")).inc()
+
+    def count_watch_restart(self, kind: str, reason: str) -> None:
+        self.kube_watch_restarts.labels(
+            kind, _check(reason, WATCH_RESTART_REASONS, "reason")).inc()
+
+    def count_invalid_object(self, kind: str) -> None:
+        self.kube_invalid_objects.labels(kind).inc()
+
+    def set_kube_objects(self, kind: str, count: int) -> None:
+        self.kube_objects.labels(kind).set(count)
 
 
 def start_http_server(port: int, address: str, registry: CollectorRegistry) -> Any:

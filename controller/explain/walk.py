@@ -158,6 +158,12 @@ class _Walk:
     def br0(self, packet: Packet, spec: str | None = None) -> Packet | _Ending:
         """One pass through `packet.node`'s br0 (traced as `spec` when given)."""
         spec = spec or packet.flow_spec()
+        refused = self.refusal(packet.node)
+        if refused is not None:
+            self.hops.append(Hop(packet.node, "br0", spec, [], "not traced: br0 holds no "
+                                 "flows", bridge="", raw=""))
+            return _Ending("dropped", f"dropped on {packet.node}: {refused}", refused,
+                           packet.node, Table.CLASSIFIER)
         result = self.tracer.trace(packet.node, spec)
         hop = Hop(packet.node, "br0", spec,
                   [self.step(packet.node, s, result) for s in result.steps], "",
@@ -170,6 +176,11 @@ class _Walk:
             hop.outcome = "dropped"
             return self.drop(packet, result)
         ports = [p for p in result.output_ports() if p is not None]
+        if not ports and VXLAN_OFPORT in result.of_output_ports():
+            hop.outcome = "output to vxlan0 (port 1), not sent by the datapath"
+            reason = self.tunnel_failed(result)
+            return _Ending("dropped", f"dropped on {packet.node}: {reason}", reason,
+                           packet.node, result.tables[-1] if result.tables else None)
         if not ports:
             hop.outcome = f"leaves by datapath actions {result.datapath_actions}"
             return _Ending("dropped", f"on {packet.node} the packet leaves br0 by no known "
@@ -196,6 +207,15 @@ class _Walk:
         return _Ending("delivered", f"delivered to Pod {pod.key} ({pod.ip}) on "
                        f"{packet.node}{via}", delivered_to=Delivered(packet.node, pod.key,
                                                                       str(pod.ip)))
+
+    def refusal(self, host: str) -> str | None:
+        """Why `host`'s br0 is empty (3.11's node refuses to start there), or None."""
+        hs = self.hs(host)
+        conflict = self.topology.cluster_network.node_ip_conflict(hs.host_ip)
+        if conflict is None:
+            return None
+        return (f"its br0 holds no flows: HostSubnet {hs.name}'s hostIP {hs.host_ip} "
+                f"{conflict}, so 3.11's node refuses to start there (ValidateNodeIP)")
 
     def step(self, host: str, s: TraceStep, result: TraceResult) -> Step:
         registers = []
@@ -249,6 +269,8 @@ class _Walk:
             return (f"br0 would send it back out port {packet.in_port}, where it came from, "
                     "which OpenFlow never does (a pod reaches itself over its own loopback, "
                     "not through br0)")
+        if VXLAN_OFPORT in result.of_output_ports():
+            return self.tunnel_failed(result)
         if table == Table.VXLAN_INGRESS:
             return self.not_a_node(packet)
         if table == Table.POD_INGRESS:
@@ -259,7 +281,7 @@ class _Walk:
         if table == Table.IP_LOCAL:
             return f"no pod on {packet.node} has address {packet.nw_dst}"
         if table == Table.IP_REMOTE:
-            return f"no HostSubnet's subnet contains {packet.nw_dst}"
+            return self.no_remote_subnet(packet)
         if table == Table.SERVICE:
             return self.service_drop(packet)
         if table == Table.INGRESS_POLICY:
@@ -274,6 +296,29 @@ class _Walk:
             return f"table 0 takes nothing like this from port {packet.in_port}"
         what = last.rule if last.matched else "no flow matched"
         return f"{what} ({self.names.describe_cookie(last.cookie)})" if last.matched else what
+
+    def tunnel_failed(self, result: TraceResult) -> str:
+        """br0 output to vxlan0 but the datapath sent nothing: the host could not route or
+        resolve the tunnel's destination (OVS's native tunnelling says which)."""
+        said = [re.sub(r"^[->\s]+", "", n) for s in result.all_steps for n in s.notes
+                if "tunnel" in n or "neighbor" in n or "route" in n]
+        dst = next((a.split("->", 1)[0].split(":", 1)[1] for s in result.steps
+                    for a in s.actions if a.endswith("->tun_dst")), "the tunnel destination")
+        why = f" (OVS: {'; '.join(dict.fromkeys(said))})" if said else ""
+        return (f"br0 outputs it to vxlan0 toward {dst}, but the node's host network could not "
+                f"send the VXLAN packet there{why}")
+
+    def no_remote_subnet(self, packet: Packet) -> str:
+        holder = next((hs for hs in self.topology.host_subnets
+                       if packet.nw_dst in hs.subnet), None)
+        if holder is None:
+            return f"no HostSubnet's subnet contains {packet.nw_dst}"
+        conflict = self.topology.cluster_network.node_ip_conflict(holder.host_ip)
+        if conflict is not None:
+            return (f"{packet.nw_dst} is in HostSubnet {holder.name} ({holder.subnet}), whose "
+                    f"hostIP {holder.host_ip} {conflict}: 3.11 ignores that HostSubnet on "
+                    "every other node (no table-90 flow) and does not start on that node")
+        return f"no table-90 flow for HostSubnet {holder.name} ({holder.subnet})"
 
     def not_a_node(self, packet: Packet) -> str:
         here = self.hs(packet.node)

@@ -314,4 +314,4 @@ except SystemExit:
     proc = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True,
                           cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "{check,render,diff,pipeline,explain}" in proc.stdout, proc.stdout
+    assert "{check,render,diff,pipeline,explain,export}" in proc.stdout, proc.stdout

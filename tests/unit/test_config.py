@@ -254,3 +254,34 @@ def test_a_listener_other_hosts_reach_without_a_ca_is_warned_about() -> None:
     assert listener_warning("localhost", False) is None
     assert listener_warning("10.0.0.1", True) is None
     assert "0.0.0.0 without TLS client certificates" in (listener_warning("0.0.0.0", False) or "")
+
+
+def test_source_kubernetes_needs_no_topology_and_takes_a_kubeconfig(tmp_path: Path) -> None:
+    kubeconfig = write(tmp_path / "kubeconfig", "apiVersion: v1\nkind: Config\n")
+    conf = configured(write(Path("osdn.conf"), f"""\
+[osdn]
+source = kubernetes
+kubeconfig = {kubeconfig}
+node = node2.ocp.cn
+"""))
+    assert load_settings(conf, {}) == ControllerSettings(
+        source="kubernetes", kubeconfig=str(kubeconfig), node="node2.ocp.cn")
+    # unset kubeconfig: the client's default resolution (in-cluster, $KUBECONFIG, ~/.kube)
+    assert load_settings(configured(), {"OSDN_SOURCE": "kubernetes"}) == ControllerSettings(
+        source="kubernetes")
+    assert load_settings(configured(), {"OSDN_SOURCE": "kubernetes", "OSDN_KUBECONFIG": ""}) \
+        == ControllerSettings(source="kubernetes")
+
+
+def test_bad_source_and_kubeconfig_are_named_with_their_origin() -> None:
+    conf = configured(write(Path("osdn.conf"), "[osdn]\nsource = etcd\n"))
+    assert problems(conf, {"OSDN_KUBECONFIG": "/nonexistent/kubeconfig"}) == [
+        "osdn.conf [osdn] source = etcd: source must be files or kubernetes",
+        "topology is required: set [osdn] topology in osdn.conf or OSDN_TOPOLOGY",
+        "OSDN_KUBECONFIG=/nonexistent/kubeconfig: kubeconfig /nonexistent/kubeconfig is not "
+        "a file",
+    ]
+    # files stays the default, and with it the topology is required
+    assert problems(configured(), {}) == [
+        "topology is required: set OSDN_TOPOLOGY or [osdn] topology in a config file "
+        "(--config-file)"]

@@ -138,6 +138,10 @@ def test_markdown_table_of_all_metrics(registry: CollectorRegistry) -> None:
 | `osdn_connected_bridges` | gauge | OpenFlow bridges connected to the controller. |  |
 | `osdn_flow_mods_total` | counter | Flow-mods sent to bridges (op: add, modify, delete). | node, op |
 | `osdn_flows` | gauge | Flows the controller keeps on a node's bridge, per table. | node, table |
+| `osdn_kube_invalid_objects_total` | counter | source = kubernetes: API objects left out of the topology as invalid. | kind |
+| `osdn_kube_objects` | gauge | source = kubernetes: objects held per kind (slimmed). | kind |
+| `osdn_kube_relists_total` | counter | source = kubernetes: lists of a kind (reason: initial, gone = after 410 Gone). | kind, reason |
+| `osdn_kube_watch_restarts_total` | counter | source = kubernetes: watches that ended and began again (reason: closed by the server, dropped connection, error status, gone = 410). | kind, reason |
 | `osdn_openflow_pending_handshakes` | gauge | OpenFlow connections that have not finished their handshake yet. |  |
 | `osdn_openflow_refused_connections_total` | counter | OpenFlow connections the controller closed itself (reason: malformed, handshake_timeout, too_many_handshakes, duplicate_datapath_id). | reason |
 | `osdn_reconciles_total` | counter | Reconciliations of a bridge with its desired flows (outcome: ok, error, unchanged). | node, outcome |

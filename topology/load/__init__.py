@@ -82,6 +82,7 @@ __all__ = [
     "ParsedFile",
     "ParsedObject",
     "TopologyError",
+    "build_topology",
     "YamlList",
     "YamlMap",
     "list_files",
@@ -157,9 +158,23 @@ def load_topology(
             issues += file.issues
         issues += _too_many_objects(parsed)
         where = ", ".join(os.fspath(path) for path in paths)
-        topology = _assemble(parsed, plugin, Checks(issues, complete, where))
-    if issues or topology is None:
-        raise TopologyError(sorted(issues, key=lambda issue: (issue.file, issue.line)))
+        return _checked(parsed, plugin, Checks(issues, complete, where))
+
+
+def build_topology(parsed: Sequence[ParsedFile], plugin: Plugin | None = None,
+                   where: str = "") -> Topology:
+    """Stages 3 to 5 on objects already parsed (each API object of a live cluster as its own
+    `ParsedFile`: `topology.load.apiobjects`); TopologyError as `load_topology` raises it."""
+    issues = [issue for file in parsed for issue in file.issues]
+    issues += _too_many_objects(parsed)
+    with gc_paused():
+        return _checked(parsed, plugin, Checks(issues, all(f.complete for f in parsed), where))
+
+
+def _checked(parsed: Sequence[ParsedFile], plugin: Plugin | None, checks: Checks) -> Topology:
+    topology = _assemble(parsed, plugin, checks)
+    if checks.issues or topology is None:
+        raise TopologyError(sorted(checks.issues, key=lambda issue: (issue.file, issue.line)))
     return topology
 
 

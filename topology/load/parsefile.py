@@ -63,7 +63,7 @@ def _parsed(
                                                             "objects in the file "
                                                             "(MAX_OBJECTS_PER_FILE)"))
                 return ParsedFile(tuple(objects), tuple(ignored), tuple(issues), False)
-            _parse_object(path, raw, objects, ignored, issues)
+            parse_object(path, raw, objects, ignored, issues)
     return ParsedFile(tuple(objects), tuple(ignored), tuple(issues), complete)
 
 
@@ -81,9 +81,10 @@ def _unpacked(path: str, data: Any, line: int, issues: list[Issue]) -> Iterator[
         yield from _unpacked(path, item.node, item.node.line, issues)
 
 
-def _parse_object(
+def parse_object(
     path: str, raw: YamlMap, objects: list[ParsedObject], ignored: list[str], issues: list[Issue]
 ) -> None:
+    """One object read by its kind's parser into `objects` (or listed in `ignored`)."""
     if raw.get("kind") == "Pod" and raw.get("apiVersion") == "v1":
         lean = lean_pod(path, raw)
         if lean is not None:
