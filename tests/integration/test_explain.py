@@ -328,3 +328,20 @@ def test_live_bridge(tmp_path: Path) -> None:
 def test_cli_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", str(SEED), NGINX, WEB]) == 0
     assert "Verdict: delivered: delivered to Pod" in capsys.readouterr().out
+
+
+def test_cli_from_the_api_answers_as_from_the_files(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`osdn explain --kubeconfig FILE SRC DST` (the client replaced by the in-memory API
+    holding the seed's objects) says what `osdn explain PATH SRC DST` says."""
+    import controller.kube.source
+    from tests.support.fakekube import FakeApi, api_objects
+    fake = FakeApi(api_objects(SEED))
+    monkeypatch.setattr(controller.kube.source, "KubeClient", lambda kubeconfig: fake)
+    assert main(["explain", "--dns", "off", str(SEED), PUBLIC, "external:192.168.108.1"]) == 0
+    from_files = capsys.readouterr().out
+    assert main(["explain", "--dns", "off", "--kubeconfig", "kc", PUBLIC,
+                 "external:192.168.108.1"]) == 0
+    from_api = capsys.readouterr().out
+    assert "SNAT to egress IP 192.168.108.200" in from_files
+    assert from_api == from_files

@@ -91,3 +91,17 @@ def test_a_missing_kubeconfig_is_one_clear_line(tmp_path: Path,
     status, _, err = run(capsys, "check", "--kubeconfig", str(tmp_path / "none"))
     assert status == 1
     assert err.startswith(f"osdn: --kubeconfig: {tmp_path / 'none'}")
+
+
+@pytest.mark.parametrize("api", ["seed"], indirect=True)
+def test_diff_against_the_api_as_against_the_files(
+        api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    """`osdn diff --kubeconfig FILE --node N DUMP` finds the saved dump's planted drift as
+    `osdn diff PATH...` does."""
+    dump = str(Path(__file__).parent / "data" / "drift" / "node2-multitenant.dump")
+    seed = str(CLUSTERS["seed"])
+    status, from_files, _ = run(capsys, "diff", seed, "--node", "node2.ocp.cn", dump)
+    assert status == 1 and from_files.startswith("node2.ocp.cn: 1 missing, 4 extra, 0 changed")
+    status, from_api, _ = run(capsys, "diff", "--kubeconfig", "kc", "--node", "node2.ocp.cn",
+                              dump)
+    assert status == 1 and from_api == from_files
