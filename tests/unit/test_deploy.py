@@ -282,4 +282,15 @@ def test_the_daemonset_runs_on_every_node_on_the_hosts_network() -> None:
     security = container(one("DaemonSet"))["securityContext"]
     assert security["capabilities"] == {"drop": ["ALL"]}  # OpenFlow over TCP needs none
     assert "privileged" not in security
+    # the hostnetwork SCC allows no host paths, and the controller needs none
+    assert all(set(volume) == {"name", "configMap"} for volume in pod["volumes"])
+
+
+def test_the_image_user_satisfies_run_as_non_root() -> None:
+    """The kubelet can check runAsNonRoot only against a numeric USER (else it refuses to
+    start the container); OpenShift's SCC gives the pod a UID of its own anyway."""
+    assert container(one("DaemonSet"))["securityContext"]["runAsNonRoot"] is True
+    users = [line.split()[1] for line in DOCKERFILE.read_text().splitlines()
+             if line.startswith("USER ")]
+    assert len(users) == 1 and users[0].isdigit() and int(users[0]) > 0, users
 
