@@ -33,6 +33,11 @@ class KindInfo:
     plural: str  # the resource's path segment
 
     @property
+    def group(self) -> str:
+        """The API group ("" for the core group): what RBAC rules name (deploy/)."""
+        return self.api_version.rpartition("/")[0]
+
+    @property
     def base(self) -> str:
         """The path before the resource: /api/v1 or /apis/<group>/<version>."""
         return f"/api/{self.api_version}" if "/" not in self.api_version \
