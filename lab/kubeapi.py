@@ -32,9 +32,10 @@ Two parts:
     set and the bearer token differs), 404, 410 and injected errors; ``GET /version``.
   - **Faults**: `delay` (seconds before each response starts), `stall` (seconds in the
     middle of each list body), `cut_watches` (open streams dropped without their last
-    chunk), `drop_next` (the next requests dropped after their headers and part of the
-    body), `fail_next_status` (the next requests answered with an error status),
-    `stop`/`start` (no server: connections refused).  Requests are logged (`requests`).
+    chunk), `end_watches` (open streams ended cleanly, as at their timeout), `drop_next`
+    (the next requests dropped after their headers and part of the body),
+    `fail_next_status` (the next requests answered with an error status), `stop`/`start`
+    (no server: connections refused).  Requests are logged (`requests`).
 
 Lists are served from a per-object JSON cache (`warm` fills it), so a list of 100,000 pods
 costs the double a sort and a join, not an encoding: what is measured is the client.
@@ -335,6 +336,7 @@ class KubeApiServer:
         self.requests: list[str] = []
         self.connections: set[socket.socket] = set()
         self.generation = 0  # `cut_watches` ends the streams of older generations
+        self.endings = 0  # `end_watches` ends them cleanly
         self.delay = 0.0  # seconds before each response starts (a slow server)
         self.stall = 0.0  # seconds in the middle of each list body (a slow transfer)
         self.bookmark_interval = 60.0  # seconds between bookmarks of a quiet watch
@@ -381,6 +383,13 @@ class KubeApiServer:
         """Every open watch stream dropped, without its last chunk."""
         with self.store.lock:
             self.generation += 1
+            self.store.lock.notify_all()
+
+    def end_watches(self) -> None:
+        """Every open watch ended as the server ends one at its timeout (a last bookmark if
+        asked for, then the stream's last chunk)."""
+        with self.store.lock:
+            self.endings += 1
             self.store.lock.notify_all()
 
     def drop_next(self, count: int = 1) -> None:
@@ -474,6 +483,7 @@ class KubeApiServer:
         cut."""
         store = self.store
         generation, deadline = self.generation, time.monotonic() + timeout
+        endings = self.endings
         with store.lock:
             if version in ("", "0"):  # from "any" version: the current state first
                 last = store.version
@@ -494,7 +504,7 @@ class KubeApiServer:
                     last = pending[-1].version
                 else:
                     now = time.monotonic()
-                    if now >= deadline:
+                    if now >= deadline or self.endings != endings:
                         final = store.version
                         break
                     if bookmarks and now >= next_bookmark:

@@ -258,3 +258,18 @@ def test_unknown_paths_and_a_wrong_token(api: Api) -> None:
     response, connection = raw(server, "/api/v1/pods", token="wrong")
     assert response.status == 401 and json.loads(response.read())["code"] == 401
     connection.close()
+
+
+def test_ending_the_watches_ends_them_cleanly(api: Api) -> None:
+    server, client = api
+    core: Any = kubernetes.client.CoreV1Api(client)
+    version = core.list_pod_for_all_namespaces().metadata.resource_version
+    events: list[str] = []
+    watch = threading.Thread(target=lambda: events.extend(e["type"] for e in kubernetes.watch.Watch(
+    ).stream(core.list_pod_for_all_namespaces, resource_version=version,
+             allow_watch_bookmarks=True, timeout_seconds=30)))
+    watch.start()
+    time.sleep(0.3)
+    server.end_watches()
+    watch.join(timeout=5)
+    assert not watch.is_alive() and events == ["BOOKMARK"]  # a last bookmark, then the end
