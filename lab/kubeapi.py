@@ -52,7 +52,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -479,11 +479,9 @@ class KubeApiServer:
     def events(self, kind: str, version: str, terms: list[tuple[str, bool, str]],
                timeout: float, bookmarks: bool) -> Iterator[dict[str, Any]]:
         """The events of a watch from `version`, as they happen, until `timeout` (then a
-        bookmark if asked for); Gone for a compacted version; ConnectionAbortedError for a
-        cut."""
+        bookmark if asked for).  Gone at once (before any event is asked for) for a
+        compacted version; the iterator raises ConnectionAbortedError for a cut."""
         store = self.store
-        generation, deadline = self.generation, time.monotonic() + timeout
-        endings = self.endings
         with store.lock:
             if version in ("", "0"):  # from "any" version: the current state first
                 last = store.version
@@ -491,7 +489,15 @@ class KubeApiServer:
                            for o in store.objects[kind].values() if selected(o, terms)]
             else:
                 last, initial = int(version), []
-                store.changes_after(kind, last)  # Gone now, before any event
+                store.changes_after(kind, last)  # Gone now, before the stream starts
+        return self._stream(kind, last, initial, terms, timeout, bookmarks)
+
+    def _stream(self, kind: str, last: int, initial: list[dict[str, Any]],
+                terms: list[tuple[str, bool, str]], timeout: float,
+                bookmarks: bool) -> Iterator[dict[str, Any]]:
+        store = self.store
+        generation, deadline = self.generation, time.monotonic() + timeout
+        endings = self.endings
         yield from initial
         next_bookmark = time.monotonic() + self.bookmark_interval
         while True:
@@ -640,25 +646,23 @@ class _Handler(BaseHTTPRequestHandler):
         version = query.get("resourceVersion", "")
         timeout = float(query.get("timeoutSeconds") or 1800)
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
-        events = front.events(kind, version, terms, timeout, bookmarks)
+        events: Iterator[dict[str, Any]]
         try:
-            first = next(events, None)
+            events = front.events(kind, version, terms, timeout, bookmarks)
         except Gone as error:
             if front.gone_as == "status":
                 self._json(410, status(410, front.gone_reason, str(error).split(": ", 1)[1]))
                 return
-            first, events = {"type": "ERROR", "object": status(
-                410, front.gone_reason, str(error).split(": ", 1)[1])}, iter(())
-        except ConnectionAbortedError:
-            raise _Dropped() from None
-        self.send_response(200)
+            events = iter([{"type": "ERROR", "object": status(
+                410, front.gone_reason, str(error).split(": ", 1)[1])}])
+        self.send_response(200)  # at once: a quiet watch is an open stream, not a slow reply
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
         self.close_connection = True
         try:
-            for event in _chained(first, events):
+            for event in events:
                 self._chunk(event)
                 if drop:
                     raise _Dropped()
@@ -675,10 +679,3 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(event, separators=(",", ":")).encode() + b"\n"
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
-
-
-def _chained(first: dict[str, Any] | None,
-             rest: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    if first is not None:
-        yield first
-    yield from rest

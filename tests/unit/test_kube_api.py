@@ -273,3 +273,13 @@ def test_ending_the_watches_ends_them_cleanly(api: Api) -> None:
     server.end_watches()
     watch.join(timeout=5)
     assert not watch.is_alive() and events == ["BOOKMARK"]  # a last bookmark, then the end
+
+
+def test_a_quiet_watch_answers_at_once(api: Api) -> None:
+    server, _ = api
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
+    connection.request("GET", f"/api/v1/pods?watch=true&resourceVersion={server.store.version}"
+                              "&timeoutSeconds=30", headers={"Authorization": "Bearer secret"})
+    response = connection.getresponse()  # the headers, though no event is due for 30 s
+    assert response.status == 200 and response.getheader("Transfer-Encoding") == "chunked"
+    connection.close()
