@@ -17,7 +17,8 @@ Two parts:
     consistent snapshot (the token is the API server's: base64 JSON of the list's
     resourceVersion and the next key; one whose version was compacted is ``410 Expired``);
     ``fieldSelector`` on ``spec.nodeName``, ``metadata.name``, ``metadata.namespace``
-    (``=``, ``==``, ``!=``, comma-separated); any other field is a 400, as the server says.
+    (``=``, ``==``, ``!=``, comma-separated); any other field is a 400, as the server says
+    (a ``labelSelector`` is a 400 too: the double does not serve it).
   - **WATCH** ``?watch=true&resourceVersion=N``: a chunked stream (Transfer-Encoding:
     chunked), one JSON event per line (``{"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|
     "ERROR", "object": {...}}``, objects with kind and apiVersion); version ``""``/``"0"``
@@ -456,14 +457,15 @@ class KubeApiServer:
                 version, start = store.version, ""
                 keys = sorted(k for k, o in store.objects[kind].items() if selected(o, terms))
                 snapshot = keys, [store.encoded(kind, k) for k in keys]
-            with self._mutex:
-                self._snapshots[(kind, version, selector)] = snapshot
-                while len(self._snapshots) > SNAPSHOTS:
-                    self._snapshots.popitem(last=False)
         keys, items = snapshot
         first = bisect.bisect_left(keys, start)
         limit = int(query.get("limit") or 0)
         end = len(keys) if limit <= 0 else min(len(keys), first + limit)
+        if not token and end < len(keys):  # kept for the continue tokens to come
+            with self._mutex:
+                self._snapshots[(kind, version, selector)] = snapshot
+                while len(self._snapshots) > SNAPSHOTS:
+                    self._snapshots.popitem(last=False)
         metadata: dict[str, Any] = {"resourceVersion": str(version)}
         if end < len(keys):  # the token says where the next page starts: after this key
             metadata["continue"] = base64.b64encode(json.dumps(
@@ -473,7 +475,6 @@ class KubeApiServer:
         head = json.dumps({"kind": f"{kind}List", "apiVersion": KINDS[kind].api_version,
                            "metadata": metadata}, separators=(",", ":")).encode()
         return head[:-1] + b',"items":[' + b",".join(items[first:end]) + b"]}"
-
 
     # -- watches --------------------------------------------------------------------------
     def events(self, kind: str, version: str, terms: list[tuple[str, bool, str]],
@@ -602,6 +603,9 @@ class _Handler(BaseHTTPRequestHandler):
                                    "the server could not find the requested resource"))
             return
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        if query.get("labelSelector"):  # refused rather than ignored: a test would pass wrongly
+            self._json(400, status(400, "BadRequest", "labelSelector: not served by the double"))
+            return
         if namespace is not None:
             extra = f"metadata.namespace={namespace}"
             query["fieldSelector"] = ",".join(filter(None, [query.get("fieldSelector"), extra]))

@@ -103,6 +103,9 @@ def test_field_selectors_and_namespaced_paths(api: Api) -> None:
     body = json.loads(error.value.body or "")
     assert body["kind"] == "Status" and body["reason"] == "BadRequest"
     assert "spec.hostNetwork" in body["message"]
+    with pytest.raises(kubernetes.client.ApiException) as error:  # not silently ignored
+        core.list_pod_for_all_namespaces(label_selector="app=web")
+    assert error.value.status == 400
 
 
 def test_a_watch_is_a_chunked_stream_of_one_event_per_line(api: Api) -> None:
