@@ -196,8 +196,8 @@ class KubeSource:
         dropped: set[str] = set()
         for _ in range(MAX_CHECK_ROUNDS):
             try:
-                topology = build_topology([p for p in parsed if not _named(p, dropped)],
-                                          self.plugin, ORIGIN)
+                kept = [p for p in parsed if not _named(p, dropped)] if dropped else parsed
+                topology = build_topology(kept, self.plugin, ORIGIN)
             except TopologyError as error:
                 named = {issue.object for issue in error.issues if issue.object}
                 named -= dropped

@@ -1,5 +1,5 @@
 """`source = kubernetes` on real Open vSwitch: a real `osken-manager` fed over HTTP by the
-list/watch stand-in (tests/support/kubehttp.py) keeps node2's br0 equal to `osdn render` of
+API double (lab/kubeapi.py) keeps node2's br0 equal to `osdn render` of
 the same objects (kept as files beside it), through pod adds and deletes, a NetNamespace's
 netid change, cut watches, a 410 relist and an API outage, sending only the difference; and
 `osdn export` of the API's objects renders what the bridge holds."""
@@ -32,8 +32,7 @@ from lab.harness import (
     wait_for_flows,
     wait_until,
 )
-from tests.support.fakekube import FakeApi, api_objects
-from tests.support.kubehttp import KubeHttp
+from lab.kubeapi import ApiStore, KubeApiServer, api_objects
 from tests.support.seed_node import (
     NEW_POD,
     NEW_POD_OFPORT,
@@ -72,7 +71,7 @@ class Served:
                  make_controller: Callable[..., ControllerProcess]) -> None:
         self.cluster = copy_cluster(SEED, tmp_path / "cluster")
         self.tmp_path, self.node_ovs, self.ref_ovs = tmp_path, node_ovs, ref_ovs
-        self.api = KubeHttp(FakeApi(api_objects(self.cluster)))
+        self.api = KubeApiServer(ApiStore(api_objects(self.cluster)))
         self.kubeconfig = self.api.kubeconfig(tmp_path / "kubeconfig")
         add_node_bridge(node_ovs, BRIDGE, NODE2_DPID, dict(PORTS), host_ip=NODE2_IP,
                         port_name_prefix="")

@@ -335,8 +335,8 @@ def test_cli_from_the_api_answers_as_from_the_files(monkeypatch: pytest.MonkeyPa
     """`osdn explain --kubeconfig FILE SRC DST` (the client replaced by the in-memory API
     holding the seed's objects) says what `osdn explain PATH SRC DST` says."""
     import controller.kube.source
-    from tests.support.fakekube import FakeApi, api_objects
-    fake = FakeApi(api_objects(SEED))
+    from lab.kubeapi import ApiStore, api_objects
+    fake = ApiStore(api_objects(SEED))
     monkeypatch.setattr(controller.kube.source, "KubeClient", lambda kubeconfig: fake)
     assert main(["explain", "--dns", "off", str(SEED), PUBLIC, "external:192.168.108.1"]) == 0
     from_files = capsys.readouterr().out

@@ -1,5 +1,5 @@
 """The node agent with `source = kubernetes` on a fake switch, fed by an in-memory list/watch
-(tests/support/fakekube.py), the informers driven by hand (their endless loops are not run
+(lab/kubeapi.py's `ApiStore`), the informers driven by hand (their endless loops are not run
 by the fake runtime): the bridge equals `compile_node` of the same objects as files, and each
 API event reaches the bridge as the minimal difference.  The same over HTTP and real OVS:
 tests/integration/test_controller_kube.py."""
@@ -19,14 +19,14 @@ from controller.agent import NodeAgent
 from controller.config import ControllerSettings
 from controller.metrics import Metrics
 from lab.harness import copy_cluster
-from tests.support.fakekube import FakeApi, api_objects
+from lab.kubeapi import ApiStore, api_objects
 from tests.support.fakeswitch import FakeSwitch, Tasks, fake_runtime
 from tests.support.seed_node import NEW_POD, NEW_POD_OFPORT, NEW_POD_PORT, NODE2, NODE2_DPID, SEED
 from tests.unit.test_agent import PORTS, Table_, expected, table
 
 
 class KubeController:
-    def __init__(self, api: FakeApi) -> None:
+    def __init__(self, api: ApiStore) -> None:
         self.api = api
         self.registry = CollectorRegistry()
         self.tasks = Tasks()
@@ -65,7 +65,7 @@ def cluster(tmp_path: Path) -> Path:
 def test_the_bridge_gets_what_the_files_give_and_each_event_its_difference(
         cluster: Path) -> None:
     ports = {**PORTS, NEW_POD_PORT: NEW_POD_OFPORT}
-    api = FakeApi(api_objects(cluster))
+    api = ApiStore(api_objects(cluster))
     ctl = KubeController(api)
     switch = FakeSwitch(NODE2_DPID, ports)
     switch.connect(ctl.agent)
@@ -107,7 +107,7 @@ def test_the_bridge_gets_what_the_files_give_and_each_event_its_difference(
 
 
 def test_an_event_about_another_node_or_a_dropped_field_sends_nothing(cluster: Path) -> None:
-    api = FakeApi(api_objects(cluster))
+    api = ApiStore(api_objects(cluster))
     ctl = KubeController(api)
     switch = FakeSwitch(NODE2_DPID, PORTS)
     switch.connect(ctl.agent)
@@ -123,7 +123,7 @@ def test_an_event_about_another_node_or_a_dropped_field_sends_nothing(cluster: P
 
 
 def test_an_api_outage_leaves_the_bridge_alone(cluster: Path) -> None:
-    api = FakeApi(api_objects(cluster))
+    api = ApiStore(api_objects(cluster))
     ctl = KubeController(api)
     switch = FakeSwitch(NODE2_DPID, PORTS)
     switch.connect(ctl.agent)
@@ -139,7 +139,7 @@ def test_an_api_outage_leaves_the_bridge_alone(cluster: Path) -> None:
 
 
 def test_no_api_at_start_then_the_informers_bring_the_topology(cluster: Path) -> None:
-    api = FakeApi(api_objects(cluster))
+    api = ApiStore(api_objects(cluster))
     api.down = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
     ctl = KubeController(api)
     assert ctl.agent.topology is None

@@ -1,5 +1,5 @@
 """`osdn check|render --kubeconfig` and `osdn export`, with the client replaced by the
-in-memory list/watch (over HTTP against the API double: tests/integration/test_kube_api.py):
+in-memory list/watch (lab/kubeapi.py's `ApiStore`; over HTTP: tests/unit/test_kube_client.py):
 render from the API equals render of the files, and render of the export equals both."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import yaml
 
 import controller.kube.source  # noqa: F401 (imported before the fixture patches its client)
 from controller import cli
+from lab.kubeapi import ApiStore, api_objects
 from tests.golden.update import CLUSTERS
-from tests.support.fakekube import FakeApi, api_objects
 from topology.model import Plugin
 
 NODES = {"seed": "node2.ocp.cn", "rich": "node-b"}
 
 
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> FakeApi:
-    fake = FakeApi(api_objects(CLUSTERS[request.param]))
+def api(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> ApiStore:
+    fake = ApiStore(api_objects(CLUSTERS[request.param]))
     monkeypatch.setattr("controller.kube.client.KubeClient", lambda kubeconfig: fake)
     monkeypatch.setattr("controller.kube.source.KubeClient", lambda kubeconfig: fake)
     return fake
@@ -35,7 +35,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize("api", sorted(CLUSTERS), indirect=True)
 @pytest.mark.parametrize("plugin", [p.short_name for p in Plugin])
 def test_render_from_the_api_and_from_its_export_equal_render_of_the_files(
-        api: FakeApi, plugin: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        api: ApiStore, plugin: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         request: pytest.FixtureRequest) -> None:
     cluster = request.node.callspec.params["api"]
     node = NODES[cluster]
@@ -56,7 +56,7 @@ def test_render_from_the_api_and_from_its_export_equal_render_of_the_files(
 
 @pytest.mark.parametrize("api", ["seed"], indirect=True)
 def test_export_writes_one_list_per_kind_as_oc_does(
-        api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        api: ApiStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "export", "--kubeconfig", "kc", str(tmp_path))
     assert status == 0
     written = sorted(path.name for path in tmp_path.iterdir())
@@ -72,7 +72,7 @@ def test_export_writes_one_list_per_kind_as_oc_does(
 
 @pytest.mark.parametrize("api", ["seed"], indirect=True)
 def test_check_from_the_api_skips_an_invalid_object_with_a_warning(
-        api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+        api: ApiStore, capsys: pytest.CaptureFixture[str]) -> None:
     api.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "namespace": "x"},
              "spec": {"nodeName": "node2.ocp.cn"}, "status": {"podIP": "300.1.1.1"}})
     status, out, err = run(capsys, "check", "--kubeconfig", "kc")
@@ -95,7 +95,7 @@ def test_a_missing_kubeconfig_is_one_clear_line(tmp_path: Path,
 
 @pytest.mark.parametrize("api", ["seed"], indirect=True)
 def test_diff_against_the_api_as_against_the_files(
-        api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+        api: ApiStore, capsys: pytest.CaptureFixture[str]) -> None:
     """`osdn diff --kubeconfig FILE --node N DUMP` finds the saved dump's planted drift as
     `osdn diff PATH...` does."""
     dump = str(Path(__file__).parent / "data" / "drift" / "node2-multitenant.dump")

@@ -1,4 +1,4 @@
-"""`KubeClient` over real HTTP (the list/watch stand-in, tests/support/kubehttp.py): pages,
+"""`KubeClient` over real HTTP (the API double, lab/kubeapi.py): pages,
 field selectors, watch streams with bookmarks, 410 as an ERROR event, a cut stream, errors."""
 
 from __future__ import annotations
@@ -12,34 +12,34 @@ import urllib3
 
 from controller.kube.client import CONNECTION_ERRORS, ApiError, Gone, KubeClient
 from controller.kube.informer import Informer
+from lab.kubeapi import ApiStore, KubeApiServer, api_objects
 from tests.golden.update import CLUSTERS
-from tests.support.fakekube import FakeApi, api_objects
-from tests.support.kubehttp import KubeHttp
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[KubeHttp, KubeClient]]:
-    front = KubeHttp(FakeApi(api_objects(CLUSTERS["rich"])))
+def served(tmp_path: Path) -> Iterator[tuple[KubeApiServer, KubeClient]]:
+    front = KubeApiServer(ApiStore(api_objects(CLUSTERS["rich"])))
     yield front, KubeClient(str(front.kubeconfig(tmp_path / "kubeconfig")))
     front.stop()
 
 
-def test_a_list_is_read_page_by_page(served: tuple[KubeHttp, KubeClient]) -> None:
+def test_a_list_is_read_page_by_page(served: tuple[KubeApiServer, KubeClient]) -> None:
     front, client = served
     items, version = client.list("Pod", limit=5)
-    assert len(items) == 16 and version == str(front.api.version)
+    assert len(items) == 16 and version == str(front.store.version)
     pages = [parse_qs(urlparse(r).query) for r in front.requests if "/pods" in r]
-    assert [page.get("continue") for page in pages] == [None, ["5"], ["10"], ["15"]]
+    tokens = [page.get("continue") for page in pages]
+    assert tokens[0] is None and len(tokens) == 4 and all(tokens[1:])
     assert all(page["limit"] == ["5"] for page in pages)
     node, _ = client.list("Pod", field_selector="spec.nodeName=node-b")
     assert {item["spec"]["nodeName"] for item in node} == {"node-b"} and len(node) == 6
 
 
-def test_a_watch_streams_events_then_a_bookmark(served: tuple[KubeHttp, KubeClient]) -> None:
+def test_a_watch_streams_events_then_a_bookmark(served: tuple[KubeApiServer, KubeClient]) -> None:
     front, client = served
     _, version = client.list("Service")
-    key = next(iter(front.api.objects["Service"]))
-    service = dict(front.api.objects["Service"][key])
+    key = next(iter(front.store.objects["Service"]))
+    service = dict(front.store.objects["Service"][key])
     front.delete("Service", key)
     events = list(client.watch("Service", version, timeout_seconds=1))
     assert [kind for kind, _ in events] == ["DELETED", "BOOKMARK"]
@@ -49,7 +49,7 @@ def test_a_watch_streams_events_then_a_bookmark(served: tuple[KubeHttp, KubeClie
 
 
 def test_410_cut_streams_and_a_missing_server_raise_what_the_informer_retries(
-        served: tuple[KubeHttp, KubeClient]) -> None:
+        served: tuple[KubeApiServer, KubeClient]) -> None:
     front, client = served
     _, version = client.list("Pod")
     front.compact()
@@ -57,7 +57,7 @@ def test_410_cut_streams_and_a_missing_server_raise_what_the_informer_retries(
         list(client.watch("Pod", version))
     _, version = client.list("Pod")
     stream = client.watch("Pod", version, timeout_seconds=30)
-    front.put(dict(front.api.objects["Pod"][next(iter(front.api.objects["Pod"]))]))
+    front.put(dict(front.store.objects["Pod"][next(iter(front.store.objects["Pod"]))]))
     assert next(stream)[0] == "MODIFIED"
     front.cut_watches()
     with pytest.raises(urllib3.exceptions.ProtocolError):
@@ -68,14 +68,14 @@ def test_410_cut_streams_and_a_missing_server_raise_what_the_informer_retries(
     front.start()
 
 
-def test_an_error_status_names_the_server_message(served: tuple[KubeHttp, KubeClient]) -> None:
+def test_an_error_status_names_the_server_message(served: tuple[KubeApiServer, KubeClient]) -> None:
     _, client = served
-    with pytest.raises(ApiError, match="HTTP 404: not found"):
+    with pytest.raises(ApiError, match="HTTP 404: the server could not find the requested"):
         client._get("/api/v1/nothings", [], 5.0)
 
 
 def test_a_slow_server_is_waited_for_and_one_too_slow_retried(
-        served: tuple[KubeHttp, KubeClient], monkeypatch: pytest.MonkeyPatch) -> None:
+        served: tuple[KubeApiServer, KubeClient], monkeypatch: pytest.MonkeyPatch) -> None:
     front, client = served
     front.delay = 0.3
     items, _ = client.list("Pod")

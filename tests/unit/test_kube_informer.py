@@ -1,7 +1,7 @@
 """The informer (list, watch, bookmarks, 410 relist with the difference only, reconnects with
 backoff), slimming, and the API source's topology against the file loader's, on an in-memory
-list/watch (tests/support/fakekube.py).  The same behaviour over real HTTP, against the API
-double, is in tests/integration/test_kube_api.py."""
+list/watch (lab/kubeapi.py's `ApiStore`).  The same behaviour over real HTTP, against the API
+double, is in tests/unit/test_kube_client.py and tests/unit/test_kube_api.py."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from controller.kube.client import ApiError, Gone
 from controller.kube.informer import Backoff, Informer
 from controller.kube.slim import slim
 from controller.kube.source import KubeSource, pod_selector
+from lab.kubeapi import ApiStore, api_objects
 from tests.golden.update import CLUSTERS
-from tests.support.fakekube import FakeApi, api_objects
 from topology.load import load_topology
 from topology.model import Plugin
 
@@ -76,7 +76,7 @@ def run_until_stop(informer: Informer) -> None:
 
 
 def test_list_then_watch_applies_events_and_follows_bookmarks() -> None:
-    api = FakeApi({"Pod": [pod("a", "n1", "10.1.0.2")]})
+    api = ApiStore({"Pod": [pod("a", "n1", "10.1.0.2")]})
     seen = Recorder()
     informer = Informer(api, "Pod", seen, metrics=seen, sleep=seen.sleep_then_stop_after(1),
                         backoff=Backoff(random=lambda: 1.0))
@@ -96,7 +96,7 @@ def test_list_then_watch_applies_events_and_follows_bookmarks() -> None:
 
 
 def test_a_bookmark_moves_the_resource_version_and_a_closed_watch_resumes_at_once() -> None:
-    api = FakeApi({"Pod": [pod("a", "n1", "10.1.0.2")]})
+    api = ApiStore({"Pod": [pod("a", "n1", "10.1.0.2")]})
     seen = Recorder()
     calls = []
 
@@ -104,7 +104,7 @@ def test_a_bookmark_moves_the_resource_version_and_a_closed_watch_resumes_at_onc
         calls.append(args[1])
         if len(calls) == 2:
             raise urllib3.exceptions.ProtocolError("gone away")
-        return FakeApi.watch(api, *args, **kwargs)
+        return ApiStore.watch(api, *args, **kwargs)
 
     api.watch = watch  # type: ignore[method-assign]
     informer = Informer(api, "Pod", seen, metrics=seen, sleep=seen.sleep_then_stop_after(1))
@@ -121,7 +121,7 @@ def test_a_bookmark_moves_the_resource_version_and_a_closed_watch_resumes_at_onc
 
 def test_410_relists_and_reports_only_the_difference() -> None:
     pods = [pod(f"p{i}", "n1", f"10.1.0.{i + 2}") for i in range(5)]
-    api = FakeApi({"Pod": pods})
+    api = ApiStore({"Pod": pods})
     seen = Recorder()
     informer = Informer(api, "Pod", seen, metrics=seen, sleep=seen.sleep_then_stop_after(1))
     informer.sync()
@@ -145,7 +145,7 @@ def test_410_relists_and_reports_only_the_difference() -> None:
 
 
 def test_backoff_grows_capped_with_jitter_and_resets_after_a_good_watch() -> None:
-    api = FakeApi({"Pod": [pod("a", "n1", "10.1.0.2")]})
+    api = ApiStore({"Pod": [pod("a", "n1", "10.1.0.2")]})
     api.down = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
     seen = Recorder()
     informer = Informer(api, "Pod", seen, metrics=seen, sleep=seen.sleep_then_stop_after(8),
@@ -160,7 +160,7 @@ def test_backoff_grows_capped_with_jitter_and_resets_after_a_good_watch() -> Non
 
 
 def test_a_watch_that_ends_at_once_without_events_backs_off() -> None:
-    api = FakeApi({"Pod": [pod("a", "n1", "10.1.0.2")]})
+    api = ApiStore({"Pod": [pod("a", "n1", "10.1.0.2")]})
     seen = Recorder()
     api.watch = lambda *args, **kwargs: iter(())  # type: ignore[method-assign]
     informer = Informer(api, "Pod", seen, metrics=seen, sleep=seen.sleep_then_stop_after(3),
@@ -171,7 +171,7 @@ def test_a_watch_that_ends_at_once_without_events_backs_off() -> None:
 
 
 def test_a_second_410_in_a_row_waits() -> None:
-    api = FakeApi({"Pod": [pod("a", "n1", "10.1.0.2")]})
+    api = ApiStore({"Pod": [pod("a", "n1", "10.1.0.2")]})
     seen = Recorder()
     api.watch = lambda *a, **k: (_ for _ in ()).throw(Gone(410, "old"))  # type: ignore
     informer = Informer(api, "Pod", seen, metrics=seen, sleep=seen.sleep_then_stop_after(1),
@@ -205,7 +205,7 @@ def test_the_api_source_renders_what_the_files_render(cluster: str, plugin: Plug
     objects = api_objects(CLUSTERS[cluster])
     for host_subnet in reference.host_subnets:
         node = host_subnet.host
-        api = FakeApi(objects)
+        api = ApiStore(objects)
         source = KubeSource(api, node, plugin)
         result = source.poll()
         assert result is not None and result.topology is not None, result
@@ -221,7 +221,7 @@ def test_the_api_source_renders_what_the_files_render(cluster: str, plugin: Plug
 def test_invalid_objects_are_skipped_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     objects = api_objects(CLUSTERS["seed"])
     seen = Recorder()
-    api = FakeApi(objects)
+    api = ApiStore(objects)
     bad = pod("broken", "node2.ocp.cn", "not-an-ip")
     outside = pod("outside", "node2.ocp.cn", "10.200.0.9")  # outside node2's subnet
     api.put(bad)
@@ -243,7 +243,7 @@ def test_invalid_objects_are_skipped_logged_and_counted(caplog: pytest.LogCaptur
 def test_no_valid_cluster_network_means_no_topology() -> None:
     objects = api_objects(CLUSTERS["seed"])
     objects["ClusterNetwork"][0]["serviceNetwork"] = "nonsense"
-    source = KubeSource(FakeApi(objects), "node2.ocp.cn")
+    source = KubeSource(ApiStore(objects), "node2.ocp.cn")
     result = source.poll()
     assert result is not None and result.topology is None
     assert [str(issue) for issue in result.issues] == [
@@ -252,7 +252,7 @@ def test_no_valid_cluster_network_means_no_topology() -> None:
 
 
 def test_an_api_that_cannot_be_listed_is_an_issue_not_a_crash() -> None:
-    api = FakeApi(api_objects(CLUSTERS["seed"]))
+    api = ApiStore(api_objects(CLUSTERS["seed"]))
     api.down = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
     result = KubeSource(api, "node2.ocp.cn").poll()
     assert result is not None and result.topology is None
