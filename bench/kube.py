@@ -169,8 +169,7 @@ class _Sources:
     def stop(self) -> None:
         """The informers stopped, their watches ended as a server ends them, the threads
         joined."""
-        for informer in self.api.informers.values():
-            informer.stop()
+        self.api.stop()
         if self.threads:
             assert self.bench.server is not None
             self.bench.server.end_watches()
@@ -221,10 +220,9 @@ class KubeBench:
                                    objects=sum(map(len, store.objects.values())))
 
     def variants(self) -> list[tuple[str, bool]]:
-        """(label, every pod): the controller's view, and every pod where that differs."""
-        if self.plugin == "networkpolicy":
-            return [("every pod", True)]
-        return [("node's pods", False), ("every pod", True)]
+        """(label, every pod): the controller's view (the node's pods, and under
+        networkpolicy the pods of namespaces with policies), and every pod."""
+        return [("watched pods", False), ("every pod", True)]
 
     def sync(self) -> None:
         numbers = self.result.numbers
@@ -236,7 +234,7 @@ class KubeBench:
             gc.collect()
             _, kube_s = _timed(sources.kube_sync)
             sources.check_equal(f"sync ({label})")
-            pods = len(sources.api.informers["Pod"].store)
+            pods = len(sources.api.store("Pod"))
             numbers.setdefault("kube_sync_s", {})[label] = kube_s
             numbers.setdefault("pods_listed", {})[label] = pods
             self.result.flows = len(sources.file_compiler.desired)
@@ -264,7 +262,7 @@ class KubeBench:
     def events(self) -> None:
         """Pod added, pod deleted, netid changed, `repeat` rounds, as the controller runs."""
         assert self.server is not None
-        sources = _Sources(self, self.plugin == "networkpolicy")
+        sources = _Sources(self, False)
         sources.file_sync()
         sources.kube_sync()
         sources.start()
@@ -381,7 +379,7 @@ def table(results: list[KubeResult]) -> str:
     row("1. initial sync + compile: files", lambda r: f"{r.numbers['file_sync_s']:.2f} s")
     row("2. memory held by the source: files",
         lambda r: f"{r.numbers['file_memory_b'] / 1e6:.1f} MB")
-    for label in ("node's pods", "every pod"):
+    for label in ("watched pods", "every pod"):
         if not any(label in r.numbers["kube_sync_s"] for r in results):
             continue
 

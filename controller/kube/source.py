@@ -11,12 +11,15 @@ stored dict, which the informer keeps as long as the object's slimmed content is
 
 Which objects are watched (`watched_kinds`): ClusterNetwork, HostSubnet, NetNamespace,
 EgressNetworkPolicy, Namespace, Service and NetworkPolicy whole; Pods with the field selector
-``spec.nodeName=<node>`` when the plugin needs only the node's own pods (subnet,
-multitenant: a pod's flows are its node's; Services are flows by themselves), and all pods
-(slimmed to the few fields the compiler reads) under networkpolicy, whose flows on one node
-name the addresses of the pods that policies select anywhere in the cluster.  (Watching only
-the namespaces that policies select would need watches that start and stop as policies and
-namespace labels change; not done.)  Endpoints are not watched: no flow depends on them.
+``spec.nodeName=<node>`` (a pod's own flows are its node's; Services are flows by
+themselves).  Under networkpolicy a node's flows also name the addresses of the pods that
+policies select, on any node, and a policy selects pods of its own namespace only: so each
+namespace that has a NetworkPolicy gets one more Pod watch (``metadata.namespace=<ns>,
+spec.nodeName!=<node>``: its pods elsewhere),
+started when its first policy appears and stopped when its last one goes
+(`policy_namespaces`).  Pods of the other namespaces on other nodes are never listed.
+(3.11's networkpolicy node watched every pod of the cluster.)  Without a node (`osdn check
+--kubeconfig`) every pod is listed.  Endpoints are not watched: no flow depends on them.
 
 Invalid objects (3.11 logs and ignores them): an object whose own fields are invalid is
 left out of the topology, logged once per version with its issues (kind namespace/name, field,
@@ -60,10 +63,24 @@ class SourceMetrics(KubeMetrics, Protocol):
 
 
 def pod_selector(plugin: Plugin | None, node: str | None) -> str | None:
-    """The Pod watch's field selector: only `node`'s pods unless networkpolicy needs all."""
-    if node is None or plugin is None or plugin is Plugin.NETWORKPOLICY:
+    """The main Pod watch's field selector: `node`'s pods (every pod without a node, or
+    before the plugin is known)."""
+    if node is None or plugin is None:
         return None
     return f"spec.nodeName={node}"
+
+
+def namespace_selector(namespace: str, node: str) -> str:
+    """The field selector of the Pod watch of a namespace that has NetworkPolicies: its pods
+    on the other nodes (the node's own are the main watch's: no pod is in two stores, so
+    one event changes one store, and a pod deleted is gone at once)."""
+    return f"metadata.namespace={namespace},spec.nodeName!={node}"
+
+
+def policy_namespaces(policies: dict[str, dict[str, Any]]) -> set[str]:
+    """The namespaces whose pods policies can select (a policy's pod selectors, for the pods
+    it applies to and for its peers, pick pods of its own namespace)."""
+    return {obj.get("metadata", {}).get("namespace", "") for obj in policies.values()} - {""}
 
 
 @dataclass
@@ -90,6 +107,8 @@ class KubeSource:
         self.sleep = sleep
         self.wake = wake
         self.informers: dict[str, Informer] = {}
+        # networkpolicy with a node: namespace -> the Pod watch of that namespace
+        self.policy_pods: dict[str, Informer] = {}
         self._parsed: dict[tuple[str, str], _Parsed] = {}
         self._dirty = True
         self._running = False
@@ -121,12 +140,12 @@ class KubeSource:
                 problems.append(Issue(ORIGIN, 0, message="Pod: not listed: the pods to "
                                                          "watch depend on the ClusterNetwork"))
                 continue
-            if informer.synced:
-                continue
-            try:
-                informer.sync()
-            except RETRYABLE as error:
-                problems.append(Issue(ORIGIN, 0, message=f"cannot list {kind}: {error}"))
+            if not informer.synced:
+                problems += _list(informer)
+        self._ensure_policy_pods()
+        for informer in self.policy_pods.values():
+            if not informer.synced:
+                problems += _list(informer)
         return problems
 
     def _effective_plugin(self) -> Plugin | None:
@@ -145,8 +164,35 @@ class KubeSource:
         """Run every informer's list-and-watch loop in a task of its own."""
         assert self.spawn is not None
         self._running = True
-        for informer in self.informers.values():
+        for informer in [*self.informers.values(), *self.policy_pods.values()]:
             self.spawn(informer.list_watch_loop)
+
+    def stop(self) -> None:
+        """Stop every informer (each loop ends when its current watch does)."""
+        for informer in [*self.informers.values(), *self.policy_pods.values()]:
+            informer.stop()
+
+    def _ensure_policy_pods(self) -> None:
+        """One Pod watch per namespace that has a NetworkPolicy (networkpolicy, with a node):
+        started for a namespace's first policy, stopped after its last."""
+        wanted: set[str] = set()
+        node, policies = self.node, self.informers["NetworkPolicy"]
+        if node is not None and self._effective_plugin() is Plugin.NETWORKPOLICY \
+                and policies.synced:
+            wanted = policy_namespaces(policies.snapshot())
+        for namespace in sorted(self.policy_pods.keys() - wanted):
+            self.policy_pods.pop(namespace).stop()
+            self._dirty = True  # its pods leave the topology
+            log.info("Pod watch of namespace %s stopped: it has no NetworkPolicy now",
+                     namespace)
+        for namespace in sorted(wanted - self.policy_pods.keys()):
+            assert node is not None  # wanted is empty without one
+            informer = self._informer("Pod", namespace_selector(namespace, node))
+            self.policy_pods[namespace] = informer
+            if self._running and self.spawn is not None:
+                log.info("Pod watch of namespace %s started: it has a NetworkPolicy",
+                         namespace)
+                self.spawn(informer.list_watch_loop)
 
     def _ensure_pod_informer(self) -> None:
         """The Pod informer, with the field selector the plugin calls for: made once the
@@ -174,8 +220,11 @@ class KubeSource:
             return None
         problems = self.sync() if not self._running else []
         self._ensure_pod_informer()
+        self._ensure_policy_pods()
         unsynced = [kind for kind in KIND_ORDER
                     if kind not in self.informers or not self.informers[kind].synced]
+        unsynced += [f"Pod in {namespace}" for namespace, informer in self.policy_pods.items()
+                     if not informer.synced]
         if self._running and unsynced:
             return None  # the informers are listing; their success wakes the agent
         if problems or unsynced:
@@ -217,10 +266,7 @@ class KubeSource:
         usable: list[ParsedFile] = []
         seen: set[tuple[str, str]] = set()
         for kind in KIND_ORDER:
-            informer = self.informers.get(kind)
-            if informer is None:
-                continue
-            store = informer.snapshot()
+            store = self.store(kind)
             if self.metrics is not None:
                 self.metrics.set_kube_objects(kind, len(store))
             for key, obj in store.items():
@@ -236,6 +282,16 @@ class KubeSource:
         for gone in self._parsed.keys() - seen:
             del self._parsed[gone]
         return usable
+
+    def store(self, kind: str) -> dict[str, dict[str, Any]]:
+        """The objects of `kind` held now, by key (Pods: the node's watch and the policy
+        namespaces' watches together)."""
+        informer = self.informers.get(kind)
+        store = informer.snapshot() if informer is not None else {}
+        if kind == "Pod":
+            for extra in self.policy_pods.values():
+                store.update(extra.snapshot())
+        return store
 
     def _skipped_issues(self) -> list[Issue]:
         return [issue for entry in self._parsed.values() for issue in entry.parsed.issues]
@@ -256,6 +312,17 @@ class KubeSource:
                         "\n".join(str(i) for i in issues if i.object == identity))
             if self.metrics is not None:
                 self.metrics.count_invalid_object(kind)
+
+
+def _list(informer: Informer) -> list[Issue]:
+    """List `informer`'s objects; the problem if the API cannot be listed."""
+    try:
+        informer.sync()
+    except RETRYABLE as error:
+        what = informer.kind if informer.field_selector is None or informer.kind != "Pod" \
+            else f"Pod ({informer.field_selector})"
+        return [Issue(ORIGIN, 0, message=f"cannot list {what}: {error}")]
+    return []
 
 
 def _named(parsed: ParsedFile, identities: set[str]) -> bool:

@@ -213,9 +213,51 @@ def test_the_api_source_renders_what_the_files_render(cluster: str, plugin: Plug
             compile_node(reference, node, NO_DNS).to_ofctl()
         assert source.poll() is None  # nothing changed since
         pods_listed = [entry for entry in api.log if entry[:2] == ("list", "Pod")]
-        assert pods_listed == [("list", "Pod", pod_selector(plugin, node), None)]
-        wanted = None if plugin is Plugin.NETWORKPOLICY else f"spec.nodeName={node}"
-        assert pod_selector(plugin, node) == wanted
+        # the node's pods; under networkpolicy also, elsewhere, those of namespaces that
+        # have policies
+        policy_namespaces = sorted({p.namespace for p in reference.network_policies}) \
+            if plugin is Plugin.NETWORKPOLICY else []
+        assert pods_listed == [("list", "Pod", f"spec.nodeName={node}", None)] + [
+            ("list", "Pod", f"metadata.namespace={ns},spec.nodeName!={node}", None)
+            for ns in policy_namespaces]
+        assert pod_selector(plugin, node) == f"spec.nodeName={node}"
+
+
+def test_networkpolicy_watches_the_pods_of_namespaces_with_policies_only() -> None:
+    """node-a under networkpolicy: backend's pods elsewhere are watched while backend has
+    a policy, not after its last one is deleted, and again once one is back; the flows are
+    always those of a source that holds every pod."""
+    objects = api_objects(CLUSTERS["rich"])
+    api = ApiStore(objects)
+    source = KubeSource(api, "node-a", Plugin.NETWORKPOLICY)
+    everything = KubeSource(api, None, Plugin.NETWORKPOLICY)
+
+    def flows(of: KubeSource) -> str:
+        result = of.poll()
+        assert result is not None and result.topology is not None, result
+        return compile_node(result.topology, "node-a", NO_DNS).to_ofctl()
+
+    def backend_elsewhere() -> set[str]:
+        return {key for key, obj in source.store("Pod").items()
+                if key.startswith("backend/") and obj["spec"]["nodeName"] != "node-a"}
+
+    assert flows(source) == flows(everything)
+    assert "backend" in source.policy_pods and backend_elsewhere()
+    policies = [obj for obj in objects["NetworkPolicy"]
+                if obj["metadata"]["namespace"] == "backend"]
+    assert len(policies) == 2
+    for policy in policies:
+        api.delete("NetworkPolicy", f"backend/{policy['metadata']['name']}")
+    for of in (source, everything):
+        of.informers["NetworkPolicy"].watch_once()
+    assert flows(source) == flows(everything)
+    assert "backend" not in source.policy_pods and not backend_elsewhere()
+    assert source.policy_pods  # the other namespaces' watches stay
+    api.put(policies[0])
+    for of in (source, everything):
+        of.informers["NetworkPolicy"].watch_once()
+    assert flows(source) == flows(everything)
+    assert "backend" in source.policy_pods and backend_elsewhere()
 
 
 def test_invalid_objects_are_skipped_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
