@@ -17,7 +17,10 @@ policies select, on any node, and a policy selects pods of its own namespace onl
 namespace that has a NetworkPolicy gets one more Pod watch (``metadata.namespace=<ns>,
 spec.nodeName!=<node>``: its pods elsewhere),
 started when its first policy appears and stopped when its last one goes
-(`policy_namespaces`).  Pods of the other namespaces on other nodes are never listed.
+(`policy_namespaces`).  Pods of the other namespaces on other nodes are never listed.  With
+more than MAX_NAMESPACE_WATCHES such namespaces, one watch of every pod on the other nodes
+replaces theirs (a node's watches stay bounded), and only the policy namespaces' pods of it
+reach the topology.
 (3.11's networkpolicy node watched every pod of the cluster.)  Without a node (`osdn check
 --kubeconfig`) every pod is listed.  Endpoints are not watched: no flow depends on them.
 
@@ -52,6 +55,11 @@ FROM_API = "from the API server"  # what changed, as the agent's log lines say i
 # The order the kinds are listed in (ClusterNetwork first: it decides the pods' selector).
 KIND_ORDER = ("ClusterNetwork", "HostSubnet", "NetNamespace", "Namespace", "Service",
               "NetworkPolicy", "EgressNetworkPolicy", "Pod")
+# More namespaces with policies than this: one watch of every pod on the other nodes instead
+# of one per namespace (a node's watches on the API server stay bounded; the pods of
+# namespaces without policies are still left out of the topology).
+MAX_NAMESPACE_WATCHES = 32
+OTHER_NODES = "*"  # policy_pods' key of that one watch
 MAX_CHECK_ROUNDS = 20  # rounds of leaving out objects the cross-object checks reject
 BATCH = 0.05  # seconds the agent waits after a first event, so that a burst is one change
 
@@ -107,8 +115,9 @@ class KubeSource:
         self.sleep = sleep
         self.wake = wake
         self.informers: dict[str, Informer] = {}
-        # networkpolicy with a node: namespace -> the Pod watch of that namespace
+        # networkpolicy with a node: namespace (or OTHER_NODES) -> its Pod watch
         self.policy_pods: dict[str, Informer] = {}
+        self.policy_namespaces: set[str] = set()
         self._parsed: dict[tuple[str, str], _Parsed] = {}
         self._dirty = True
         self._running = False
@@ -173,26 +182,37 @@ class KubeSource:
             informer.stop()
 
     def _ensure_policy_pods(self) -> None:
-        """One Pod watch per namespace that has a NetworkPolicy (networkpolicy, with a node):
-        started for a namespace's first policy, stopped after its last."""
+        """The Pod watches of the namespaces that have a NetworkPolicy (networkpolicy, with a
+        node): one per namespace, started with its first policy and stopped after its last;
+        beyond MAX_NAMESPACE_WATCHES namespaces, one of every pod on the other nodes."""
         wanted: set[str] = set()
         node, policies = self.node, self.informers["NetworkPolicy"]
         if node is not None and self._effective_plugin() is Plugin.NETWORKPOLICY \
                 and policies.synced:
             wanted = policy_namespaces(policies.snapshot())
-        for namespace in sorted(self.policy_pods.keys() - wanted):
-            self.policy_pods.pop(namespace).stop()
-            self._dirty = True  # its pods leave the topology
-            log.info("Pod watch of namespace %s stopped: it has no NetworkPolicy now",
-                     namespace)
-        for namespace in sorted(wanted - self.policy_pods.keys()):
-            assert node is not None  # wanted is empty without one
-            informer = self._informer("Pod", namespace_selector(namespace, node))
-            self.policy_pods[namespace] = informer
+        if wanted != self.policy_namespaces:
+            self._dirty = True  # the pods kept from a wide watch change too
+        self.policy_namespaces = wanted
+        selectors: dict[str, str] = {}
+        if node is not None and len(wanted) > MAX_NAMESPACE_WATCHES:
+            selectors[OTHER_NODES] = f"spec.nodeName!={node}"
+        elif node is not None:
+            selectors = {namespace: namespace_selector(namespace, node) for namespace in wanted}
+        for key in sorted(self.policy_pods.keys() - selectors.keys()):
+            self.policy_pods.pop(key).stop()
+            log.info("Pod watch %s stopped", self._watch_name(key))
+        for key in sorted(selectors.keys() - self.policy_pods.keys()):
+            informer = self.policy_pods[key] = self._informer("Pod", selectors[key])
             if self._running and self.spawn is not None:
-                log.info("Pod watch of namespace %s started: it has a NetworkPolicy",
-                         namespace)
+                log.info("Pod watch %s started", self._watch_name(key))
                 self.spawn(informer.list_watch_loop)
+
+    def _watch_name(self, key: str) -> str:
+        if key == OTHER_NODES:
+            return (f"of every pod on the other nodes ({len(self.policy_namespaces)} namespaces "
+                    f"have NetworkPolicies, more than {MAX_NAMESPACE_WATCHES})")
+        return f"of namespace {key} (it has {'a' if key in self.policy_namespaces else 'no'} " \
+               "NetworkPolicy)"
 
     def _ensure_pod_informer(self) -> None:
         """The Pod informer, with the field selector the plugin calls for: made once the
@@ -289,8 +309,12 @@ class KubeSource:
         informer = self.informers.get(kind)
         store = informer.snapshot() if informer is not None else {}
         if kind == "Pod":
-            for extra in self.policy_pods.values():
-                store.update(extra.snapshot())
+            for key, extra in self.policy_pods.items():
+                pods = extra.snapshot()
+                if key == OTHER_NODES:
+                    pods = {k: pod for k, pod in pods.items()
+                            if k.split("/", 1)[0] in self.policy_namespaces}
+                store.update(pods)
         return store
 
     def _skipped_issues(self) -> list[Issue]:

@@ -68,8 +68,10 @@ class Served:
     """node2's bridge, its controller (source = kubernetes), the API and its file mirror."""
 
     def __init__(self, tmp_path: Path, node_ovs: PrivateOvs, ref_ovs: PrivateOvs,
-                 make_controller: Callable[..., ControllerProcess]) -> None:
+                 make_controller: Callable[..., ControllerProcess],
+                 edit: Callable[[Path], None] = lambda cluster: None) -> None:
         self.cluster = copy_cluster(SEED, tmp_path / "cluster")
+        edit(self.cluster)
         self.tmp_path, self.node_ovs, self.ref_ovs = tmp_path, node_ovs, ref_ovs
         self.api = KubeApiServer(ApiStore(api_objects(self.cluster)))
         self.kubeconfig = self.api.kubeconfig(tmp_path / "kubeconfig")
@@ -198,3 +200,63 @@ def test_an_api_outage_leaves_the_bridge_alone_and_the_controller_reconnects(
 
     assert served.change("pod added after the outage", add_pod) > 0
     assert served.ctl.running
+
+
+POLICY = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: web-from-tomcat
+  namespace: default
+spec:
+  podSelector:
+    matchLabels:
+      app: web
+  ingress:
+  - from:
+    - podSelector:
+        matchLabels:
+          app: tomcat
+    ports:
+    - protocol: TCP
+      port: 8080
+"""
+TOMCAT_ON_NODE1 = "10.131.0.4"  # default/tomcat-7f646bb995-b8bhr
+
+
+def networkpolicy(cluster: Path) -> None:
+    path = cluster / "clusternetwork.yaml"
+    path.write_text(path.read_text().replace("redhat/openshift-ovs-multitenant",
+                                             "redhat/openshift-ovs-networkpolicy"))
+
+
+def test_networkpolicy_watches_the_pods_its_policies_select_on_other_nodes(
+        tmp_path: Path, node_ovs: PrivateOvs, ref_ovs: PrivateOvs,
+        make_controller: Callable[..., ControllerProcess]) -> None:
+    """Under networkpolicy node2 watches its own pods, and a namespace's pods on other nodes
+    only while the namespace has a policy: a policy admitting default's tomcat (node1) to web
+    (node2) brings tomcat's address onto node2's bridge; deleting it takes it away again."""
+    served = Served(tmp_path, node_ovs, ref_ovs, make_controller, edit=networkpolicy)
+    try:
+        assert not any(TOMCAT_ON_NODE1 in line for line in served.expected)
+        policy_file = served.cluster / "policy.yaml"
+
+        def add_policy() -> None:
+            policy_file.write_text(POLICY)
+            served.api.put(yaml.safe_load(POLICY))
+
+        assert served.change("policy added", add_policy) > 0
+        assert any(f"nw_src={TOMCAT_ON_NODE1}" in line for line in served.expected)
+        served.ctl.wait_for_log(r"Pod watch of namespace default \(it has a NetworkPolicy\) "
+                                r"started")
+
+        def delete_policy() -> None:
+            served.api.delete("NetworkPolicy", "default/web-from-tomcat")
+            policy_file.unlink()
+
+        assert served.change("policy deleted", delete_policy) > 0
+        assert not any(TOMCAT_ON_NODE1 in line for line in served.expected)
+        served.ctl.wait_for_log(r"Pod watch of namespace default \(it has no NetworkPolicy\) "
+                                r"stopped")
+    finally:
+        served.api.stop()

@@ -260,6 +260,28 @@ def test_networkpolicy_watches_the_pods_of_namespaces_with_policies_only() -> No
     assert "backend" in source.policy_pods and backend_elsewhere()
 
 
+def test_beyond_the_cap_one_watch_of_the_other_nodes_serves_the_policy_namespaces(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """More namespaces with policies (3 on the rich cluster) than MAX_NAMESPACE_WATCHES (here
+    2): one Pod watch of every pod elsewhere instead; analytics (no policy) stays out."""
+    monkeypatch.setattr("controller.kube.source.MAX_NAMESPACE_WATCHES", 2)
+    api = ApiStore(api_objects(CLUSTERS["rich"]))
+    source = KubeSource(api, "node-a", Plugin.NETWORKPOLICY)
+    result = source.poll()
+    assert result is not None and result.topology is not None
+    assert list(source.policy_pods) == ["*"]
+    assert source.policy_pods["*"].field_selector == "spec.nodeName!=node-a"
+    assert source.policy_namespaces == {"backend", "db", "shared"}
+    held = {pod.namespace for pod in result.topology.pods if pod.node != "node-a"}
+    assert held == {"backend", "db", "shared"}
+    pods_listed = [entry[2] for entry in api.log if entry[:2] == ("list", "Pod")]
+    assert pods_listed == ["spec.nodeName=node-a", "spec.nodeName!=node-a"]
+    everything = KubeSource(api, None, Plugin.NETWORKPOLICY).poll()
+    assert everything is not None and everything.topology is not None
+    assert compile_node(result.topology, "node-a", NO_DNS).to_ofctl() == \
+        compile_node(everything.topology, "node-a", NO_DNS).to_ofctl()
+
+
 def test_invalid_objects_are_skipped_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     objects = api_objects(CLUSTERS["seed"])
     seen = Recorder()
