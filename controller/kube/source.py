@@ -15,14 +15,13 @@ EgressNetworkPolicy, Namespace, Service and NetworkPolicy whole; Pods with the f
 themselves).  Under networkpolicy a node's flows also name the addresses of the pods that
 policies select, on any node, and a policy selects pods of its own namespace only: so each
 namespace that has a NetworkPolicy gets one more Pod watch (``metadata.namespace=<ns>,
-spec.nodeName!=<node>``: its pods elsewhere),
-started when its first policy appears and stopped when its last one goes
-(`policy_namespaces`).  Pods of the other namespaces on other nodes are never listed.  With
+spec.nodeName!=<node>``: its pods elsewhere), started when its first policy appears and
+stopped when its last one goes (`policy_namespaces`).  Pods of the other namespaces on other
+nodes are never listed (3.11's networkpolicy node watched every pod of the cluster).  With
 more than MAX_NAMESPACE_WATCHES such namespaces, one watch of every pod on the other nodes
 replaces theirs (a node's watches stay bounded), and only the policy namespaces' pods of it
-reach the topology.
-(3.11's networkpolicy node watched every pod of the cluster.)  Without a node (`osdn check
---kubeconfig`) every pod is listed.  Endpoints are not watched: no flow depends on them.
+reach the topology.  Without a node (`osdn check --kubeconfig`) every pod is listed.
+Endpoints are not watched: no flow depends on them.
 
 Invalid objects (3.11 logs and ignores them): an object whose own fields are invalid is
 left out of the topology, logged once per version with its issues (kind namespace/name, field,
