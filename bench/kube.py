@@ -29,19 +29,17 @@ from __future__ import annotations
 
 import gc
 import statistics
-import sys
 import threading
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.generate import generate, write
+from bench.common import Result, log, measured_host, timed, write_cluster
 from controller.compiler import Settings
 from controller.compiler.incremental import NodeCompiler
 from controller.kube.client import KubeClient
@@ -52,28 +50,9 @@ from lab.kubeapi import ApiStore, KubeApiServer, api_objects
 from topology.model import Topology
 
 NO_DNS = Settings(resolver=lambda name: ())
-__all__ = ["KubeBench", "KubeResult", "table"]
+__all__ = ["KubeBench", "table"]
 
 EVENT_TIMEOUT = 60.0  # seconds an API change may take to reach the source
-
-
-@dataclass
-class KubeResult:
-    plugin: str
-    cluster: dict[str, Any] = field(default_factory=dict)
-    node: str = ""
-    flows: int = 0
-    numbers: dict[str, Any] = field(default_factory=dict)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _timed(function: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    value = function()
-    return value, time.perf_counter() - started
 
 
 def _traced(function: Callable[[], Any]) -> tuple[Any, int]:
@@ -185,17 +164,13 @@ class KubeBench:
             plugin, params, work, repeat, seed
         self.cluster = work / "cluster"
         self.kubeconfig = work / "kubeconfig"
-        self.result = KubeResult(plugin)
+        self.result = Result(plugin)
         self.server: KubeApiServer | None = None
         self.node = ""
 
     def prepare(self) -> None:
-        log(f"{self.plugin}: generating {self.params}")
-        files = generate(plugin=self.plugin, seed=self.seed, pods_by_node=True,
-                         detail="minimal", **self.params)
-        write(files, self.cluster)
-        del files
-        objects, seconds = _timed(lambda: api_objects(self.cluster))
+        write_cluster(self.plugin, self.params, self.seed, self.cluster)
+        objects, seconds = timed(lambda: api_objects(self.cluster))
         store = ApiStore()
         for items in objects.values():
             for obj in items:
@@ -209,9 +184,7 @@ class KubeBench:
         topology = TopologyWatcher([self.cluster]).poll()
         assert topology is not None and topology.topology is not None
         self.topology = topology.topology
-        hosts = [hs for hs in self.topology.host_subnets
-                 if any(p.node == hs.host and p.interface for p in self.topology.pods)]
-        self.host = hosts[len(hosts) // 2]
+        self.host = measured_host(self.topology)
         self.node = self.host.host
         self.result.node = self.node
         self.result.cluster = dict(self.params, pods=len(self.topology.pods),
@@ -229,10 +202,10 @@ class KubeBench:
         for label, every_pod in self.variants():
             sources = _Sources(self, every_pod)
             gc.collect()
-            _, file_s = _timed(sources.file_sync)
+            _, file_s = timed(sources.file_sync)
             numbers["file_sync_s"] = min(file_s, numbers.get("file_sync_s", file_s))
             gc.collect()
-            _, kube_s = _timed(sources.kube_sync)
+            _, kube_s = timed(sources.kube_sync)
             sources.check_equal(f"sync ({label})")
             pods = len(sources.api.store("Pod"))
             numbers.setdefault("kube_sync_s", {})[label] = kube_s
@@ -337,7 +310,7 @@ class KubeBench:
                 item["netid"] = netid
         _write(path, yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False))
 
-    def run(self) -> KubeResult:
+    def run(self) -> Result:
         try:
             self.prepare()
             self.sync()
@@ -362,10 +335,10 @@ def _write(path: Path, text: str) -> None:
 
 # ------------------------------------------------------------------------------ report
 
-def table(results: list[KubeResult]) -> str:
+def table(results: list[Result]) -> str:
     rows: list[tuple[str, list[str]]] = []
 
-    def row(label: str, cell: Callable[[KubeResult], str]) -> None:
+    def row(label: str, cell: Callable[[Result], str]) -> None:
         rows.append((label, [cell(r) for r in results]))
 
     def ratio(kube: float, files: float) -> str:
@@ -383,14 +356,14 @@ def table(results: list[KubeResult]) -> str:
         if not any(label in r.numbers["kube_sync_s"] for r in results):
             continue
 
-        def sync(r: KubeResult, label: str = label) -> str:
+        def sync(r: Result, label: str = label) -> str:
             kube = r.numbers["kube_sync_s"].get(label)
             if kube is None:
                 return "n/a"
             return (f"{kube:.2f} s ({r.numbers['pods_listed'][label]} pods), ratio "
                     f"{ratio(kube, r.numbers['file_sync_s'])}")
 
-        def memory(r: KubeResult, label: str = label) -> str:
+        def memory(r: Result, label: str = label) -> str:
             kube = r.numbers["kube_memory_b"].get(label)
             if kube is None:
                 return "n/a"
@@ -399,7 +372,7 @@ def table(results: list[KubeResult]) -> str:
         row(f"1. initial sync + compile: kubernetes, {label}", sync)
         row(f"2. memory held by the source: kubernetes, {label}", memory)
     for what in ("pod added", "pod deleted", "netid changed"):
-        def event(r: KubeResult, what: str = what) -> str:
+        def event(r: Result, what: str = what) -> str:
             figures = r.numbers["events"][what]
             return (f"{figures['file_s'] * 1000:.1f} / {figures['kube_s'] * 1000:.1f} ms, "
                     f"ratio {ratio(figures['kube_s'], figures['file_s'])}, "

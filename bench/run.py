@@ -52,14 +52,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.generate import generate, write
+from bench.common import Result, log, measured_host, timed, write_cluster
 from bench.kube import KubeBench
 from bench.kube import table as kube_table
 from controller.compiler import Settings, compile_node
@@ -97,25 +96,6 @@ DEFAULTS = {  # plugin -> generator parameters
 }
 
 
-@dataclass
-class Result:
-    plugin: str
-    cluster: dict[str, Any] = field(default_factory=dict)
-    node: str = ""
-    flows: int = 0
-    numbers: dict[str, Any] = field(default_factory=dict)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    started = time.perf_counter()
-    value = function(*args, **kwargs)
-    return value, time.perf_counter() - started
-
-
 # ------------------------------------------------------------------------------ one plugin
 
 class PluginBench:
@@ -130,25 +110,19 @@ class PluginBench:
 
     # -- the cluster, in this process -----------------------------------------------------
     def prepare(self) -> None:
-        log(f"{self.plugin}: generating {self.params}")
-        files = generate(plugin=self.plugin, seed=self.seed, pods_by_node=True,
-                         detail="minimal", **self.params)
-        size = write(files, self.cluster)
-        del files
+        size = write_cluster(self.plugin, self.params, self.seed, self.cluster)
         self.cache = FileCache()
-        topology, load_s = _timed(load_topology, [self.cluster], cache=self.cache)
+        topology, load_s = timed(load_topology, [self.cluster], cache=self.cache)
         gc.freeze()
         self.topology: Topology = topology
-        hosts = [hs for hs in topology.host_subnets
-                 if any(p.node == hs.host and p.interface for p in topology.pods)]
-        self.host: HostSubnet = hosts[len(hosts) // 2]
+        self.host: HostSubnet = measured_host(topology)
         node = self.host.host
         self.pod_ports = {p.interface: p.ofport for p in topology.pods
                           if p.node == node and p.interface and p.ofport}
-        reference, render_s = _timed(compile_node, topology, node, NO_DNS)
+        reference, render_s = timed(compile_node, topology, node, NO_DNS)
         compiler = NodeCompiler(node, NO_DNS, encode_flow)
-        _, build_s = _timed(compiler.update, topology)
-        text, text_s = _timed(reference.to_ofctl)
+        _, build_s = timed(compiler.update, topology)
+        text, text_s = timed(reference.to_ofctl)
         self.flows_file = self.work / "node.flows"
         self.flows_file.write_text(text)
         r = self.result
@@ -187,7 +161,7 @@ class PluginBench:
         """`ovs-ofctl --bundle add-flows` of the rendered flows into the empty ref bridge."""
         assert self.ovs is not None
         self.ovs.ofctl("ref", "del-flows")
-        _, seconds = _timed(self.ovs.ofctl, "ref", "--bundle", "add-flows", str(self.flows_file))
+        _, seconds = timed(self.ovs.ofctl, "ref", "--bundle", "add-flows", str(self.flows_file))
         return seconds
 
     # -- the controller -------------------------------------------------------------------
