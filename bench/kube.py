@@ -151,9 +151,13 @@ class _Sources:
         self.api.stop()
         if self.threads:
             assert self.bench.server is not None
-            self.bench.server.end_watches()
-            for thread in self.threads:
-                thread.join(timeout=10)
+            deadline = time.monotonic() + 10
+            while any(t.is_alive() for t in self.threads) and time.monotonic() < deadline:
+                # again and again: an informer may have begun a watch just after the last
+                # ending (between its `stopped` check and its request)
+                self.bench.server.end_watches()
+                for thread in self.threads:
+                    thread.join(timeout=0.1)
         self.client.close()
 
 
