@@ -26,6 +26,10 @@ ANNOTATION_MULTICAST = "netnamespace.network.openshift.io/multicast-enabled"
 ANNOTATION_CHANGE_NETWORK = "pod.network.openshift.io/multitenant.change-network"
 ANNOTATION_FIXED_VNID_HOST = "pod.network.openshift.io/fixed-vnid-host"
 ANNOTATION_TUN0_MAC = "osdn.dev/tun0-mac"
+# Every annotation the loader reads (the API source drops all others as objects arrive).
+READ_ANNOTATIONS = frozenset({
+    ANNOTATION_INTERFACE, ANNOTATION_OFPORT, ANNOTATION_DATAPATH_ID, ANNOTATION_MULTICAST,
+    ANNOTATION_CHANGE_NETWORK, ANNOTATION_FIXED_VNID_HOST, ANNOTATION_TUN0_MAC})
 
 LOOPBACK_NODE_IP = IPv4Address("127.0.0.1")  # the one loopback address ValidateNodeIP names
 

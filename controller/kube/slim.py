@@ -11,24 +11,11 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from topology.model import (
-    ANNOTATION_CHANGE_NETWORK,
-    ANNOTATION_DATAPATH_ID,
-    ANNOTATION_FIXED_VNID_HOST,
-    ANNOTATION_INTERFACE,
-    ANNOTATION_MULTICAST,
-    ANNOTATION_OFPORT,
-    ANNOTATION_TUN0_MAC,
-)
+from topology.model import READ_ANNOTATIONS
 
 __all__ = ["SHAPES", "slim"]
 
 Shape: TypeAlias = bool | dict[str, "Shape"]
-
-# The annotations some parser reads; every other annotation is dropped.
-READ_ANNOTATIONS = frozenset({
-    ANNOTATION_CHANGE_NETWORK, ANNOTATION_DATAPATH_ID, ANNOTATION_FIXED_VNID_HOST,
-    ANNOTATION_INTERFACE, ANNOTATION_MULTICAST, ANNOTATION_OFPORT, ANNOTATION_TUN0_MAC})
 
 _META: dict[str, Shape] = {"name": True, "namespace": True, "uid": True, "labels": True,
                            "annotations": True, "creationTimestamp": True}
