@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
-from controller.compiler import Settings, UnknownNode, compile_node
+from controller.compiler import NodeFlows, Settings, UnknownNode, compile_node
 from controller.dns import dns_query, no_dns, resolve_now
 from topology.model import PLUGIN_NAMES, Topology
 
@@ -225,16 +225,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_render(args: argparse.Namespace) -> int:
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The compiler settings of --masquerade-bit and --dns."""
+    resolver = resolve_now(dns_query()) if args.dns == "system" else no_dns
+    return Settings(args.masquerade_bit, resolver)
+
+
+def compiled(args: argparse.Namespace) -> tuple[Topology, NodeFlows] | None:
+    """The arguments' topology and --node's flow set, or None after printing why not."""
     topology = load_from_args(args)
     if topology is None:
-        return 1
-    resolver = resolve_now(dns_query()) if args.dns == "system" else no_dns
+        return None
     try:
-        flows = compile_node(topology, args.node, Settings(args.masquerade_bit, resolver))
+        return topology, compile_node(topology, args.node, settings_of(args))
     except UnknownNode as error:
-        print(f"osdn render: --node: {error.args[0]}", file=sys.stderr)
+        print(f"osdn {args.command}: --node: {error.args[0]}", file=sys.stderr)
+        return None
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    done = compiled(args)
+    if done is None:
         return 1
+    _, flows = done
     for warning in flows.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(flows.to_ofctl())
@@ -251,15 +264,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print("osdn diff: give PATH... (or --kubeconfig FILE) and then DUMP", file=sys.stderr)
         return 2
     args.dump = args.paths.pop()
-    topology = load_from_args(args)
-    if topology is None:
+    done = compiled(args)
+    if done is None:
         return 2
-    resolver = resolve_now(dns_query()) if args.dns == "system" else no_dns
-    try:
-        rendered = compile_node(topology, args.node, Settings(args.masquerade_bit, resolver))
-    except UnknownNode as error:
-        print(f"osdn diff: --node: {error.args[0]}", file=sys.stderr)
-        return 2
+    topology, rendered = done
     try:
         if args.dump == "-":
             text, source = sys.stdin.read(), "<stdin>"
@@ -362,8 +370,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"osdn explain: --bridge/--ovs-appctl-target need --node, the HostSubnet host "
               f"whose vswitchd is traced (one of: {hosts}); got {args.node!r}", file=sys.stderr)
         return 2
-    settings = Settings(args.masquerade_bit,
-                        resolve_now(dns_query()) if args.dns == "system" else no_dns)
+    settings = settings_of(args)
     with ScratchTracer(topology, settings) as scratch:
         tracer: Any = scratch
         if live:
